@@ -1,0 +1,166 @@
+//! The demo catalog: titles, genres and generated video, so that a fresh
+//! `reel up` shows a real, playable catalog without any download.
+//!
+//! Idempotent: every start checks each demo title and packages only what is
+//! missing, so an interrupted first start finishes on the next.
+
+use reel_domain::{Maturity, TitleKind};
+use reel_media::{package_test_source, Pattern, TestSource, DEMO_LADDER};
+use reel_store::{NewTitle, Rendition, Store};
+use std::path::Path;
+
+struct DemoTitle {
+    id: &'static str,
+    name: &'static str,
+    synopsis: &'static str,
+    year: i64,
+    maturity: Maturity,
+    genres: &'static [&'static str],
+    /// `None` for a series; its episodes carry the video.
+    video: Option<(Pattern, i32, u32)>,
+    episodes: &'static [(&'static str, &'static str, (Pattern, i32, u32))],
+}
+
+const GENRES: [(&str, &str); 8] = [
+    ("action", "Action"),
+    ("comedy", "Comedy"),
+    ("drama", "Drama"),
+    ("sci-fi", "Sci-Fi"),
+    ("documentary", "Documentary"),
+    ("kids-family", "Kids & Family"),
+    ("thriller", "Thriller"),
+    ("animation", "Animation"),
+];
+
+/// Seconds of video for each demo movie and episode.
+const MOVIE_SECONDS: u32 = 30;
+const EPISODE_SECONDS: u32 = 24;
+
+const DEMO: [DemoTitle; 12] = [
+    DemoTitle { id: "demo-signal-fire", name: "Signal Fire", synopsis: "A lighthouse keeper decodes a pattern in the static that should not exist.", year: 2024, maturity: Maturity::Pg13, genres: &["sci-fi", "thriller"], video: Some((Pattern::TestSrc2, 0, 440)), episodes: &[] },
+    DemoTitle { id: "demo-glass-garden", name: "The Glass Garden", synopsis: "Three sisters inherit a greenhouse where every plant grows in perfect geometry.", year: 2023, maturity: Maturity::Pg, genres: &["drama", "kids-family"], video: Some((Pattern::Sierpinski, 40, 523)), episodes: &[] },
+    DemoTitle { id: "demo-colony", name: "Colony", synopsis: "Cells are born, cells die. A meditative documentary on emergence.", year: 2022, maturity: Maturity::TvG, genres: &["documentary"], video: Some((Pattern::Life, 0, 330)), episodes: &[] },
+    DemoTitle { id: "demo-rule-110", name: "Rule 110", synopsis: "A heist planned by one simple rule, executed one line at a time.", year: 2025, maturity: Maturity::R, genres: &["action", "thriller"], video: Some((Pattern::CellAuto, 180, 392)), episodes: &[] },
+    DemoTitle { id: "demo-deep-zoom", name: "Deep Zoom", synopsis: "An explorer falls forever into a coastline that never ends.", year: 2021, maturity: Maturity::TvPg, genres: &["sci-fi", "documentary"], video: Some((Pattern::Mandelbrot, 0, 587)), episodes: &[] },
+    DemoTitle { id: "demo-sunset-drive", name: "Sunset Drive", synopsis: "Two old friends, one convertible, and a very long gradient of evening.", year: 2024, maturity: Maturity::Pg13, genres: &["comedy", "drama"], video: Some((Pattern::Gradients, 0, 494)), episodes: &[] },
+    DemoTitle { id: "demo-test-pattern", name: "Test Pattern", synopsis: "After midnight the TV station goes quiet, and something keeps broadcasting.", year: 2020, maturity: Maturity::TvMa, genres: &["thriller"], video: Some((Pattern::TestSrc, 0, 349)), episodes: &[] },
+    DemoTitle { id: "demo-little-bits", name: "Little Bits", synopsis: "Bright shapes go on a bouncy adventure to find their missing colour.", year: 2025, maturity: Maturity::TvY, genres: &["kids-family", "animation"], video: Some((Pattern::TestSrc2, 200, 659)), episodes: &[] },
+    DemoTitle { id: "demo-orbitals", name: "Orbitals", synopsis: "A cargo crew drifts between stations while their ship quietly rewrites itself.", year: 2023, maturity: Maturity::Tv14, genres: &["sci-fi", "action"], video: Some((Pattern::Gradients, 140, 370)), episodes: &[] },
+    DemoTitle { id: "demo-punchline", name: "Punchline", synopsis: "A stand-up comedian is haunted by a joke that writes itself.", year: 2022, maturity: Maturity::Tv14, genres: &["comedy"], video: Some((Pattern::Sierpinski, 270, 415)), episodes: &[] },
+    DemoTitle { id: "demo-pixel-pals", name: "Pixel Pals", synopsis: "Every episode, the Pals build something new out of tiny squares.", year: 2025, maturity: Maturity::TvY7, genres: &["kids-family", "animation", "comedy"], video: None,
+        episodes: &[("Building Day", "The Pals need a bridge by sundown.", (Pattern::Life, 120, 784)), ("The Big Glitch", "Something is eating the squares!", (Pattern::CellAuto, 60, 698))] },
+    DemoTitle { id: "demo-night-shift", name: "Night Shift", synopsis: "An emergency dispatcher hears the same call every night at 3:07.", year: 2024, maturity: Maturity::TvMa, genres: &["drama", "thriller"], video: None,
+        episodes: &[("Dispatch", "The first call.", (Pattern::Mandelbrot, 200, 311)), ("Callback", "She calls back.", (Pattern::TestSrc, 90, 277))] },
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error(transparent)]
+    Store(#[from] reel_store::StoreError),
+    #[error(transparent)]
+    Media(#[from] reel_media::MediaError),
+}
+
+/// How many demo titles there are, counting each episode.
+pub fn demo_video_count() -> usize {
+    DEMO.iter().map(|t| if t.video.is_some() { 1 } else { t.episodes.len() }).sum()
+}
+
+/// Creates whatever part of the demo catalog is missing and packages its
+/// video into `origin_dir`. `progress(done, total, name)` is called as each
+/// video is ready. `cache` keeps packaged video between data directories.
+pub async fn ensure_demo_catalog(
+    store: &Store,
+    origin_dir: &Path,
+    cache: Option<&Path>,
+    progress: impl Fn(usize, usize, &str),
+) -> Result<usize, DemoError> {
+    for (slug, name) in GENRES {
+        store.upsert_genre(slug, name).await?;
+    }
+    let day = 86_400_000;
+    let now = reel_domain::now_ms();
+    // (title id, name, video spec, seconds) for everything that plays.
+    let mut videos = Vec::new();
+    for (i, t) in DEMO.iter().enumerate() {
+        let created = now - (i as i64) * day;
+        if store.title(t.id).await?.is_none() {
+            let duration = if t.video.is_some() { MOVIE_SECONDS as f64 } else { 0.0 };
+            store
+                .create_title(NewTitle {
+                    id: Some(t.id.to_string()),
+                    kind: if t.video.is_some() { TitleKind::Movie } else { TitleKind::Series },
+                    parent_id: None,
+                    season_number: None,
+                    episode_number: None,
+                    name: t.name.to_string(),
+                    synopsis: t.synopsis.to_string(),
+                    year: t.year,
+                    maturity: t.maturity,
+                    duration_s: duration,
+                    genres: t.genres.iter().map(|g| g.to_string()).collect(),
+                    artwork: crate::artwork::default_styles(t.name),
+                    created_ms: Some(created),
+                })
+                .await?;
+        }
+        if let Some(v) = t.video {
+            videos.push((t.id.to_string(), t.name.to_string(), v, MOVIE_SECONDS));
+        }
+        for (n, (name, synopsis, v)) in t.episodes.iter().enumerate() {
+            let id = format!("{}-s1e{}", t.id, n + 1);
+            if store.title(&id).await?.is_none() {
+                store
+                    .create_title(NewTitle {
+                        id: Some(id.clone()),
+                        kind: TitleKind::Episode,
+                        parent_id: Some(t.id.to_string()),
+                        season_number: Some(1),
+                        episode_number: Some(n as i64 + 1),
+                        name: name.to_string(),
+                        synopsis: synopsis.to_string(),
+                        year: t.year,
+                        maturity: t.maturity,
+                        duration_s: EPISODE_SECONDS as f64,
+                        genres: Vec::new(),
+                        artwork: crate::artwork::default_styles(name),
+                        created_ms: Some(created),
+                    })
+                    .await?;
+            }
+            videos.push((id, format!("{}: {name}", t.name), *v, EPISODE_SECONDS));
+        }
+    }
+    let total = videos.len();
+    let mut ffmpeg = None;
+    for (done, (id, name, (pattern, hue, tone), seconds)) in videos.into_iter().enumerate() {
+        if store.renditions(&id).await?.is_empty() {
+            let ffmpeg = match &ffmpeg {
+                Some(p) => p,
+                None => ffmpeg.insert(reel_media::find_ffmpeg()?),
+            };
+            let src = TestSource { pattern, hue_degrees: hue, tone_hz: tone, duration_s: seconds };
+            let packaged = package_test_source(ffmpeg, &src, &DEMO_LADDER, &origin_dir.join(&id), cache).await?;
+            let renditions: Vec<Rendition> = packaged
+                .iter()
+                .map(|p| Rendition {
+                    name: p.name.clone(),
+                    width: p.width as i64,
+                    height: p.height as i64,
+                    bandwidth: p.bandwidth as i64,
+                    average_bandwidth: p.average_bandwidth as i64,
+                    codecs: p.codecs.clone(),
+                    playlist: p.playlist.clone(),
+                })
+                .collect();
+            store.set_renditions(&id, &renditions).await?;
+        }
+        progress(done + 1, total, &name);
+    }
+    Ok(total)
+}
+
+/// The artwork variants a new title gets (re-exported for the CLI).
+pub fn artwork_styles(name: &str) -> Vec<(String, String)> {
+    crate::artwork::default_styles(name)
+}

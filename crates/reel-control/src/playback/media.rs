@@ -1,0 +1,133 @@
+//! The origin: manifests and segments for holders of a valid playback token.
+//!
+//! Paths are checked piece by piece (ids, rendition names, file names) before
+//! any file is opened, so nothing outside the origin directory is reachable.
+//! The master playlist is written per token: it lists only the renditions the
+//! viewer's plan allows, and segment requests above the cap are refused too.
+
+use crate::error::{check_id, ApiError, ApiResult, Path};
+use crate::AppState;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use reel_domain::{PlaybackClaims, TokenError};
+use tower::ServiceExt;
+
+pub fn media_routes() -> Router<AppState> {
+    Router::new()
+        .route("/media/{token}/{title}/master.m3u8", get(master))
+        .route("/media/{token}/{title}/{rendition}/{file}", get(file))
+}
+
+fn check_token(state: &AppState, token: &str, title: &str) -> ApiResult<PlaybackClaims> {
+    let claims = state.token_key.verify(token, reel_domain::now_ms() / 1000).map_err(|e| match e {
+        TokenError::Expired => ApiError::new(StatusCode::FORBIDDEN, "token_expired", "the playback token has expired; start playback again"),
+        _ => ApiError::new(StatusCode::FORBIDDEN, "bad_token", "the playback token is not valid"),
+    })?;
+    if claims.tid != title {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "bad_token", "the playback token is for another title"));
+    }
+    Ok(claims)
+}
+
+/// Height encoded in a rendition folder name: `720p` -> 720.
+pub fn rendition_height(name: &str) -> Option<u32> {
+    let digits: String = name.chars().take_while(|c| c.is_ascii_digit()).collect();
+    if digits.is_empty() || !name[digits.len()..].starts_with('p') {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+fn safe_file_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && !name.starts_with('.')
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+}
+
+fn content_type(file: &str) -> Option<&'static str> {
+    match file.rsplit_once('.')?.1 {
+        "m3u8" => Some("application/vnd.apple.mpegurl"),
+        "m4s" => Some("video/iso.segment"),
+        "mp4" => Some("video/mp4"),
+        _ => None,
+    }
+}
+
+async fn master(State(state): State<AppState>, Path((token, title)): Path<(String, String)>) -> ApiResult<Response> {
+    check_id(&title, "title")?;
+    let claims = check_token(&state, &token, &title)?;
+    let renditions = state.store.renditions(&title).await?;
+    let mut m3u8 = String::from("#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-INDEPENDENT-SEGMENTS\n");
+    let mut any = false;
+    for r in renditions.iter().filter(|r| r.height as u32 <= claims.mh) {
+        any = true;
+        m3u8.push_str(&format!(
+            "#EXT-X-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={},RESOLUTION={}x{},CODECS=\"{}\",FRAME-RATE=24.000\n{}\n",
+            r.bandwidth, r.average_bandwidth, r.width, r.height, r.codecs, r.playlist
+        ));
+    }
+    if !any {
+        return Err(ApiError::not_found("media"));
+    }
+    Ok((
+        [(header::CONTENT_TYPE, "application/vnd.apple.mpegurl"), (header::CACHE_CONTROL, "private, no-cache")],
+        m3u8,
+    )
+        .into_response())
+}
+
+async fn file(
+    State(state): State<AppState>,
+    Path((token, title, rendition, file)): Path<(String, String, String, String)>,
+    req: Request,
+) -> ApiResult<Response> {
+    check_id(&title, "title")?;
+    let claims = check_token(&state, &token, &title)?;
+    let height = rendition_height(&rendition).filter(|_| safe_file_name(&rendition)).ok_or_else(|| ApiError::not_found("media"))?;
+    if height > claims.mh {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "quality_cap", "your plan does not include this quality"));
+    }
+    let mime = content_type(&file).filter(|_| safe_file_name(&file)).ok_or_else(|| ApiError::not_found("media"))?;
+    let path = state.config.origin_dir.join(&title).join(&rendition).join(&file);
+    let mut res = tower_http::services::ServeFile::new(path)
+        .oneshot(req)
+        .await
+        .map_err(|_| ApiError::internal())?
+        .map(Body::new);
+    if res.status() == StatusCode::NOT_FOUND {
+        return Err(ApiError::not_found("media"));
+    }
+    let headers = res.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(mime));
+    // Segments never change once packaged; playlists may be re-packaged.
+    let cache = if file.ends_with(".m3u8") { "private, max-age=10" } else { "private, max-age=86400, immutable" };
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    Ok(res)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rendition_names() {
+        assert_eq!(rendition_height("720p"), Some(720));
+        assert_eq!(rendition_height("1080p"), Some(1080));
+        assert_eq!(rendition_height("p720"), None);
+        assert_eq!(rendition_height("720"), None);
+        assert_eq!(rendition_height(".."), None);
+    }
+
+    #[test]
+    fn file_names() {
+        assert!(safe_file_name("seg_001.m4s"));
+        for bad in ["", "..", ".hidden", "a/b", "a\\b", "a\0b", "%2e%2e"] {
+            assert!(!safe_file_name(bad), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,72 @@
+//! Media packaging: turns a source into HLS renditions (H.264 + AAC in
+//! fragmented MP4, segments aligned across renditions) and describes what it
+//! wrote, for the catalog to register.
+//!
+//! Encoding runs Debian's `ffmpeg` as a subprocess; this crate knows nothing
+//! of HTTP or the database. Today it packages generated test sources (the demo
+//! catalog); the ingest pipeline (probe, per-title ladder by VMAF) grows here.
+
+mod hls;
+mod source;
+
+pub use hls::{describe_package, PackagedRendition};
+pub use source::{package_test_source, Pattern, TestSource};
+
+use std::path::PathBuf;
+
+/// One rung of a bitrate ladder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct LadderStep {
+    pub name: &'static str,
+    pub width: u32,
+    pub height: u32,
+    pub video_kbps: u32,
+}
+
+/// The fixed ladder used for demo titles: three renditions, 360p to 1080p.
+pub const DEMO_LADDER: [LadderStep; 3] = [
+    LadderStep { name: "1080p", width: 1920, height: 1080, video_kbps: 3000 },
+    LadderStep { name: "720p", width: 1280, height: 720, video_kbps: 1500 },
+    LadderStep { name: "360p", width: 640, height: 360, video_kbps: 500 },
+];
+
+/// Segment length in seconds; keyframes are forced on this grid so segments
+/// line up across renditions and the player can switch at any boundary.
+pub const SEGMENT_SECONDS: u32 = 4;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MediaError {
+    #[error("ffmpeg was not found: install it (apt-get install ffmpeg) or set REEL_FFMPEG to its path")]
+    FfmpegMissing,
+    #[error("ffmpeg failed ({status}): {stderr}")]
+    Ffmpeg { status: String, stderr: String },
+    #[error("package in {dir} is incomplete: {what}")]
+    Incomplete { dir: PathBuf, what: String },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+pub type Result<T> = std::result::Result<T, MediaError>;
+
+fn io_err(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> MediaError {
+    let path = path.into();
+    move |source| MediaError::Io { path, source }
+}
+
+/// Finds ffmpeg: `$REEL_FFMPEG`, else `ffmpeg` on `PATH`.
+pub fn find_ffmpeg() -> Result<PathBuf> {
+    if let Some(p) = std::env::var_os("REEL_FFMPEG") {
+        let p = PathBuf::from(p);
+        return if p.is_file() { Ok(p) } else { Err(MediaError::FfmpegMissing) };
+    }
+    let path = std::env::var_os("PATH").ok_or(MediaError::FfmpegMissing)?;
+    std::env::split_paths(&path)
+        .map(|d| d.join("ffmpeg"))
+        .find(|p| p.is_file())
+        .ok_or(MediaError::FfmpegMissing)
+}

@@ -1,0 +1,333 @@
+//! Command-line interface: flags are parsed here, then turned into the
+//! libraries' configurations.
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use reel_domain::{slugify, Maturity, Role, TitleKind};
+use reel_store::{NewTitle, Store, TitleFilter, TitlePatch};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Reel: a self-hostable streaming service (accounts, catalog, home page,
+/// playback) in one binary.
+#[derive(Parser)]
+#[command(name = "reel", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the whole service on this machine, in the foreground, until Ctrl-C.
+    ///
+    /// Creates the demo catalog (generated video) on first start.
+    Up(UpArgs),
+    /// Run one control-plane node (no demo catalog); run several on one
+    /// PostgreSQL database behind a load balancer.
+    Serve(ServeArgs),
+    /// Add, edit and list catalog titles and genres.
+    #[command(subcommand)]
+    Catalog(CatalogCommand),
+    /// Manage accounts.
+    #[command(subcommand)]
+    Accounts(AccountsCommand),
+}
+
+#[derive(Args, Clone)]
+struct StoreArgs {
+    /// Directory for the embedded database and media.
+    #[arg(long, default_value = "./reel-data", env = "REEL_DATA_DIR")]
+    data_dir: PathBuf,
+    /// Use PostgreSQL instead of the embedded database (postgres://user:pass@host/db).
+    #[arg(long, env = "REEL_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+}
+
+impl StoreArgs {
+    async fn open(&self) -> Result<Store> {
+        match &self.database_url {
+            Some(url) => Store::open(url)
+                .await
+                .with_context(|| format!("cannot open the database at {}", reel_store::redact(url))),
+            None => Store::open_in_dir(&self.data_dir)
+                .await
+                .with_context(|| format!("cannot open the database in {}", self.data_dir.display())),
+        }
+    }
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Address to listen on (loopback unless you say otherwise).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Where packaged media lives [default: DATA_DIR/origin].
+    #[arg(long)]
+    origin_dir: Option<PathBuf>,
+    /// The URL viewers reach this node at [default: http://LISTEN].
+    #[arg(long)]
+    public_url: Option<String>,
+    /// Mark session cookies Secure (when served over HTTPS by a proxy).
+    #[arg(long)]
+    secure_cookies: bool,
+    /// Seconds without a heartbeat after which a stream stops counting.
+    #[arg(long, default_value_t = 90)]
+    stream_stale_after: u64,
+}
+
+#[derive(Args)]
+struct UpArgs {
+    #[command(flatten)]
+    serve: ServeArgs,
+    /// Do not create the demo catalog.
+    #[arg(long)]
+    no_demo: bool,
+    /// Keep generated demo video here and reuse it for other data directories.
+    #[arg(long, env = "REEL_DEMO_CACHE")]
+    demo_cache: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum CatalogCommand {
+    /// List titles (newest first).
+    List {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Only titles whose name contains this text.
+        #[arg(long)]
+        search: Option<String>,
+    },
+    /// Add a title.
+    Add {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[arg(long)]
+        name: String,
+        /// movie, series or episode.
+        #[arg(long, default_value = "movie")]
+        kind: String,
+        #[arg(long, default_value = "")]
+        synopsis: String,
+        #[arg(long)]
+        year: i64,
+        /// A rating such as G, PG, PG-13, R, TV-Y, TV-14, TV-MA.
+        #[arg(long)]
+        maturity: String,
+        /// Genre name; repeat for several (created if new).
+        #[arg(long = "genre")]
+        genres: Vec<String>,
+        #[arg(long, default_value_t = 0.0)]
+        duration_s: f64,
+        /// The series an episode belongs to.
+        #[arg(long)]
+        series: Option<String>,
+        #[arg(long)]
+        season: Option<i64>,
+        #[arg(long)]
+        episode: Option<i64>,
+    },
+    /// Change a title's fields.
+    Edit {
+        #[command(flatten)]
+        store: StoreArgs,
+        id: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        synopsis: Option<String>,
+        #[arg(long)]
+        year: Option<i64>,
+        #[arg(long)]
+        maturity: Option<String>,
+        /// Replace the genres (repeat for several).
+        #[arg(long = "genre")]
+        genres: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum AccountsCommand {
+    /// Give an account the admin role (or take it away with --viewer).
+    Promote {
+        #[command(flatten)]
+        store: StoreArgs,
+        email: String,
+        #[arg(long)]
+        viewer: bool,
+    },
+}
+
+pub async fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Up(args) => up(args).await,
+        Command::Serve(args) => {
+            init_logging();
+            let store = args.store.open().await?;
+            serve(args, store).await
+        }
+        Command::Catalog(cmd) => catalog(cmd).await,
+        Command::Accounts(AccountsCommand::Promote { store, email, viewer }) => {
+            let store = store.open().await?;
+            let role = if viewer { Role::Viewer } else { Role::Admin };
+            let account = store
+                .set_role(&email.trim().to_lowercase(), role)
+                .await
+                .with_context(|| format!("no account with email {email:?}"))?;
+            println!("{} is now {}", account.email, account.role.as_str());
+            Ok(())
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("REEL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=warn"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).try_init();
+}
+
+async fn up(args: UpArgs) -> Result<()> {
+    init_logging();
+    let store = args.serve.store.open().await?;
+    if !args.no_demo {
+        let origin = origin_dir(&args.serve);
+        let bar = ProgressBar::new(reel_control::demo::demo_video_count() as u64);
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} demo catalog [{bar:30}] {pos}/{len} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        bar.set_message("checking");
+        reel_control::demo::ensure_demo_catalog(&store, &origin, args.demo_cache.as_deref(), |done, _, name| {
+            bar.set_position(done as u64);
+            bar.set_message(name.to_string());
+        })
+        .await
+        .context("cannot create the demo catalog")?;
+        bar.finish_with_message("ready");
+    }
+    serve(args.serve, store).await
+}
+
+fn origin_dir(args: &ServeArgs) -> PathBuf {
+    args.origin_dir.clone().unwrap_or_else(|| args.store.data_dir.join("origin"))
+}
+
+async fn serve(args: ServeArgs, store: Store) -> Result<()> {
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (in use? pick another with --listen)", args.listen))?;
+    let local = listener.local_addr().context("listener has no address")?;
+    let mut config = reel_control::Config::new(origin_dir(&args));
+    config.public_url = args.public_url.clone().unwrap_or_else(|| format!("http://{local}"));
+    config.secure_cookies = args.secure_cookies;
+    config.stream_stale_after = std::time::Duration::from_secs(args.stream_stale_after.max(5));
+    let state = reel_control::AppState::new(store.clone(), config).await.context("cannot load control-plane state")?;
+    tracing::info!(message = "reel is up", url = %format!("http://{local}"), backend = ?store.backend());
+    println!("Reel is up: open http://{local} in a browser (Ctrl-C to stop)");
+    reel_control::serve(listener, state, shutdown_signal()).await.context("server failed")?;
+    store.close().await;
+    tracing::info!(message = "reel stopped");
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+fn parse_maturity(m: &str) -> Result<Maturity> {
+    match Maturity::parse(m) {
+        Some(m) => Ok(m),
+        None => {
+            let all: Vec<&str> = Maturity::ALL.iter().map(|m| m.as_str()).collect();
+            bail!("unknown maturity {m:?}: use one of {}", all.join(", "))
+        }
+    }
+}
+
+async fn ensure_genres(store: &Store, names: &[String]) -> Result<Vec<String>> {
+    let mut slugs = Vec::new();
+    for name in names {
+        let slug = slugify(name);
+        if slug.is_empty() {
+            bail!("genre {name:?} has no letters or digits");
+        }
+        store.upsert_genre(&slug, name.trim()).await?;
+        slugs.push(slug);
+    }
+    Ok(slugs)
+}
+
+async fn catalog(cmd: CatalogCommand) -> Result<()> {
+    match cmd {
+        CatalogCommand::List { store, search } => {
+            let store = store.open().await?;
+            let titles = store
+                .titles(&TitleFilter { query: search, kinds: vec![TitleKind::Movie, TitleKind::Series, TitleKind::Episode], ..Default::default() })
+                .await?;
+            for t in titles {
+                println!("{:<32} {:<8} {:<6} {:<6} {}", t.id, t.kind.as_str(), t.year, t.maturity.as_str(), t.name);
+            }
+            Ok(())
+        }
+        CatalogCommand::Add { store, name, kind, synopsis, year, maturity, genres, duration_s, series, season, episode } => {
+            let store = store.open().await?;
+            let kind = TitleKind::parse(&kind).with_context(|| format!("unknown kind {kind:?}: use movie, series or episode"))?;
+            if kind == TitleKind::Episode && series.is_none() {
+                bail!("an episode needs --series ID");
+            }
+            if name.trim().is_empty() {
+                bail!("--name must not be empty");
+            }
+            let genres = ensure_genres(&store, &genres).await?;
+            let t = store
+                .create_title(NewTitle {
+                    id: None,
+                    kind,
+                    parent_id: series,
+                    season_number: season,
+                    episode_number: episode,
+                    artwork: reel_control::demo::artwork_styles(&name),
+                    name: name.trim().to_string(),
+                    synopsis,
+                    year,
+                    maturity: parse_maturity(&maturity)?,
+                    duration_s,
+                    genres,
+                    created_ms: None,
+                })
+                .await
+                .context("cannot add the title")?;
+            println!("{}", t.id);
+            Ok(())
+        }
+        CatalogCommand::Edit { store, id, name, synopsis, year, maturity, genres } => {
+            let store = store.open().await?;
+            let genres = if genres.is_empty() { None } else { Some(ensure_genres(&store, &genres).await?) };
+            let t = store
+                .update_title(&id, TitlePatch { name, synopsis, year, maturity: maturity.as_deref().map(parse_maturity).transpose()?, genres, duration_s: None })
+                .await
+                .with_context(|| format!("cannot edit title {id:?}"))?;
+            println!("{} {} ({}, {})", t.id, t.name, t.year, t.maturity.as_str());
+            Ok(())
+        }
+    }
+}

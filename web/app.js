@@ -1,0 +1,1327 @@
+// Reel — browser UI.
+//
+// One ES module, no framework and no build step: the Rust server embeds this
+// file as-is. Layout of this file:
+//   1. DOM + formatting helpers      5. header (search, account menu)
+//   2. API client + error handling   6. views: auth, profiles, home, title, search
+//   3. app state                     7. player
+//   4. router                        8. boot
+//
+// Authentication is an HttpOnly cookie set by the server, so this code never
+// sees a token: every request just goes out with credentials 'same-origin'.
+
+// ---------------------------------------------------------------------------
+// 1. DOM + formatting helpers
+// ---------------------------------------------------------------------------
+
+/** Create an element. Strings in `children` become text nodes (never HTML), so
+ *  server data can't inject markup. `html` is only used for our own SVG icons. */
+function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs || {})) {
+    if (value == null || value === false) continue;
+    if (key === 'class') el.className = value;
+    else if (key === 'html') el.innerHTML = value;
+    else if (key === 'style') el.style.cssText = value; // CSSOM, so a strict CSP (no inline styles) still allows it
+    else if (key.startsWith('on') && typeof value === 'function') el.addEventListener(key.slice(2), value);
+    else el.setAttribute(key, value === true ? '' : String(value));
+  }
+  el.append(...children.flat(Infinity).filter((c) => c != null && c !== false));
+  return el;
+}
+
+/** replaceChildren that skips null/false, so optional parts can be inlined. */
+function fill(el, ...children) {
+  el.replaceChildren(...children.flat(Infinity).filter((c) => c != null && c !== false));
+  return el;
+}
+
+const $ = (sel, root = document) => root.querySelector(sel);
+const $$ = (sel, root = document) => [...root.querySelectorAll(sel)];
+const app = $('#app');
+
+const ICONS = {
+  play: '<path d="M8 5.5v13a1 1 0 0 0 1.5.86l10.6-6.5a1 1 0 0 0 0-1.72L9.5 4.64A1 1 0 0 0 8 5.5z" fill="currentColor"/>',
+  pause: '<rect x="6" y="5" width="4" height="14" rx="1" fill="currentColor"/><rect x="14" y="5" width="4" height="14" rx="1" fill="currentColor"/>',
+  back: '<path d="M15 5 8 12l7 7" fill="none" stroke="currentColor" stroke-width="2.2" stroke-linecap="round" stroke-linejoin="round"/>',
+  info: '<circle cx="12" cy="12" r="9" fill="none" stroke="currentColor" stroke-width="2"/><path d="M12 11v6M12 7.5v.5" stroke="currentColor" stroke-width="2.2" stroke-linecap="round"/>',
+  plus: '<path d="M12 5v14M5 12h14" stroke="currentColor" stroke-width="2.2" stroke-linecap="round"/>',
+  trash: '<path d="M5 7h14M10 7V5h4v2M7 7l1 12h8l1-12" fill="none" stroke="currentColor" stroke-width="2" stroke-linejoin="round"/>',
+  chevL: '<path d="M15 4 7 12l8 8" fill="none" stroke="currentColor" stroke-width="2.5" stroke-linecap="round" stroke-linejoin="round"/>',
+  chevR: '<path d="M9 4l8 8-8 8" fill="none" stroke="currentColor" stroke-width="2.5" stroke-linecap="round" stroke-linejoin="round"/>',
+  rewind: '<path d="M12 5a7 7 0 1 1-7 7" fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round"/><path d="M12 2v6L8 5z" fill="currentColor"/><text x="12" y="15.5" font-size="7" text-anchor="middle" fill="currentColor" font-family="sans-serif" font-weight="700">10</text>',
+  forward: '<path d="M12 5a7 7 0 1 0 7 7" fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round"/><path d="M12 2v6l4-3z" fill="currentColor"/><text x="12" y="15.5" font-size="7" text-anchor="middle" fill="currentColor" font-family="sans-serif" font-weight="700">10</text>',
+  volume: '<path d="M4 9h4l5-4v14l-5-4H4z" fill="currentColor"/><path d="M16 8.5a5 5 0 0 1 0 7M18.5 6a8.5 8.5 0 0 1 0 12" fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round"/>',
+  muted: '<path d="M4 9h4l5-4v14l-5-4H4z" fill="currentColor"/><path d="M16 9l5 6M21 9l-5 6" stroke="currentColor" stroke-width="2" stroke-linecap="round"/>',
+  gear: '<path d="M4 7h10M18 7h2M4 17h2M10 17h10" stroke="currentColor" stroke-width="2" stroke-linecap="round"/><circle cx="16" cy="7" r="2.2" fill="none" stroke="currentColor" stroke-width="2"/><circle cx="8" cy="17" r="2.2" fill="none" stroke="currentColor" stroke-width="2"/>',
+  fullscreen: '<path d="M4 9V4h5M15 4h5v5M20 15v5h-5M9 20H4v-5" fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round" stroke-linejoin="round"/>',
+  exitFullscreen: '<path d="M9 4v5H4M20 9h-5V4M15 20v-5h5M4 15h5v5" fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round" stroke-linejoin="round"/>',
+  check: '<path d="M5 12.5l4.5 4.5L19 7.5" fill="none" stroke="currentColor" stroke-width="2.4" stroke-linecap="round" stroke-linejoin="round"/>',
+};
+
+function icon(name) {
+  return h('span', { class: 'icon', 'aria-hidden': 'true', html: `<svg viewBox="0 0 24 24">${ICONS[name]}</svg>` });
+}
+
+/** 5025 → "1:23:45", 754 → "12:34". Used for the player clock and "Resume at". */
+function formatClock(seconds) {
+  const s = Math.max(0, Math.floor(Number(seconds) || 0));
+  const hh = Math.floor(s / 3600);
+  const mm = Math.floor((s % 3600) / 60);
+  const ss = String(s % 60).padStart(2, '0');
+  return hh ? `${hh}:${String(mm).padStart(2, '0')}:${ss}` : `${mm}:${ss}`;
+}
+
+/** 6120 → "1h 42m", 1500 → "25m"; empty when unknown. */
+function formatDuration(seconds) {
+  const m = Math.round((Number(seconds) || 0) / 60);
+  if (!m) return '';
+  return m >= 60 ? `${Math.floor(m / 60)}h${m % 60 ? ` ${m % 60}m` : ''}` : `${m}m`;
+}
+
+/** "2021 · [PG-13] · 1h 42m · Drama, Comedy" as DOM, skipping missing parts. */
+function metaLine(item, extra = []) {
+  const parts = [
+    item.year ? h('span', {}, String(item.year)) : null,
+    item.maturity ? h('span', { class: 'badge', title: 'Maturity rating' }, item.maturity) : null,
+    item.kind === 'series' && item.seasons?.length
+      ? h('span', {}, `${item.seasons.length} season${item.seasons.length > 1 ? 's' : ''}`)
+      : item.duration_s ? h('span', {}, formatDuration(item.duration_s)) : null,
+    item.genres?.length ? h('span', {}, item.genres.map(genreName).join(', ')) : null,
+    ...extra,
+  ].filter(Boolean);
+  const line = h('p', { class: 'meta', 'data-testid': 'meta' });
+  parts.forEach((p, i) => line.append(...(i ? [h('span', { class: 'dot', 'aria-hidden': 'true' }, '·'), p] : [p])));
+  return line;
+}
+
+/** Genres may arrive as slugs or names; show a readable name either way. */
+function genreName(g) {
+  const s = typeof g === 'string' ? g : g?.name || g?.slug || '';
+  const known = state.genres?.find((x) => x.slug === s);
+  if (known) return known.name;
+  return s.replace(/[-_]+/g, ' ').replace(/\b\w/g, (c) => c.toUpperCase());
+}
+
+/** Stable hue from an id so cards without artwork still look intentional. */
+function hueOf(text) {
+  let n = 0;
+  for (const ch of String(text)) n = (n * 31 + ch.charCodeAt(0)) >>> 0;
+  return n % 360;
+}
+
+function debounce(fn, ms) {
+  let t;
+  return (...args) => { clearTimeout(t); t = setTimeout(() => fn(...args), ms); };
+}
+
+function setTitle(text) {
+  document.title = text ? `${text} · Reel` : 'Reel';
+}
+
+// ---------------------------------------------------------------------------
+// 2. API client + error handling
+// ---------------------------------------------------------------------------
+
+class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+const STATUS_MESSAGES = {
+  401: 'Please sign in to continue.',
+  403: 'You don’t have access to that.',
+  404: 'We couldn’t find that.',
+  429: 'Too many attempts. Please wait a moment and try again.',
+};
+
+/** JSON request. Throws ApiError with the server's human message, or a friendly
+ *  fallback when the body isn't our error shape (proxy pages, network down). */
+async function api(method, path, body, { signal } = {}) {
+  const init = { method, credentials: 'same-origin', headers: { Accept: 'application/json' }, signal };
+  if (body !== undefined) {
+    init.headers['Content-Type'] = 'application/json';
+    init.body = JSON.stringify(body);
+  }
+  let res;
+  try {
+    res = await fetch(path, init);
+  } catch (err) {
+    if (err.name === 'AbortError') throw err;
+    throw new ApiError(0, 'network', 'Can’t reach Reel right now. Check your connection and try again.');
+  }
+  const text = res.status === 204 ? '' : await res.text();
+  let data = null;
+  try { data = text ? JSON.parse(text) : null; } catch { /* not JSON: handled below */ }
+  if (!res.ok) {
+    const e = data && data.error;
+    const fallback = STATUS_MESSAGES[res.status] || (res.status >= 500
+      ? 'Something went wrong on our side. Please try again.'
+      : 'That didn’t work. Please try again.');
+    throw new ApiError(res.status, e?.code || `http_${res.status}`, e?.message || fallback);
+  }
+  return data;
+}
+
+const isAbort = (err) => err?.name === 'AbortError';
+
+/** Central place for "what do we do with this error": a lapsed session sends the
+ *  user to sign in; everything else becomes a toast. Returns true if handled. */
+function handleError(err) {
+  if (isAbort(err)) return true;
+  if (err instanceof ApiError && err.status === 401 && err.code !== 'invalid_credentials') {
+    state.me = null;
+    state.profiles = null;
+    toast('Your session has ended. Please sign in again.');
+    navigate('/signin', { replace: true });
+    return true;
+  }
+  toast(err?.message || 'Something went wrong.');
+  console.warn('[reel]', err);
+  return false;
+}
+
+function toast(message, kind = 'error') {
+  const el = h('div', { class: `toast toast-${kind}`, 'data-testid': 'toast', role: kind === 'error' ? 'alert' : 'status' }, message);
+  $('#toasts').append(el);
+  setTimeout(() => { el.classList.add('leaving'); setTimeout(() => el.remove(), 300); }, 5000);
+}
+
+// ---------------------------------------------------------------------------
+// 3. App state
+// ---------------------------------------------------------------------------
+
+const PROFILE_KEY = 'reel.profile';
+
+const state = {
+  me: null,         // {account, plan} from /api/v1/me, null when signed out
+  profiles: null,   // cached list; null = not loaded yet
+  genres: null,     // cached genre list for names + search chips
+  profileId: safeStorage('get', PROFILE_KEY),
+};
+
+/** localStorage can throw (private mode, disabled storage); the app still works without it. */
+function safeStorage(op, key, value) {
+  try {
+    if (op === 'get') return localStorage.getItem(key);
+    if (op === 'set') localStorage.setItem(key, value);
+    if (op === 'remove') localStorage.removeItem(key);
+  } catch { /* ignore */ }
+  return null;
+}
+
+function setProfile(id) {
+  state.profileId = id;
+  if (id) safeStorage('set', PROFILE_KEY, id); else safeStorage('remove', PROFILE_KEY);
+  renderAccountMenu();
+}
+
+const currentProfile = () => state.profiles?.find((p) => p.id === state.profileId) || null;
+
+async function loadProfiles(signal) {
+  const data = await api('GET', '/api/v1/profiles', undefined, { signal });
+  state.profiles = data?.profiles || [];
+  renderAccountMenu();
+  return state.profiles;
+}
+
+async function loadGenres() {
+  if (state.genres) return state.genres;
+  try {
+    state.genres = (await api('GET', '/api/v1/genres'))?.genres || [];
+  } catch { state.genres = null; }
+  return state.genres || [];
+}
+
+// ---------------------------------------------------------------------------
+// 4. Router (History API)
+// ---------------------------------------------------------------------------
+
+// auth: needs a signed-in account; profile: also needs a chosen profile;
+// guest: only for signed-out visitors; chrome: which header variant to show.
+const ROUTES = [
+  { name: 'home', re: /^\/$/, auth: true, profile: true, chrome: 'full', view: viewHome },
+  { name: 'signin', re: /^\/signin\/?$/, guest: true, chrome: 'auth', view: (ctx) => viewAuth(ctx, 'signin') },
+  { name: 'signup', re: /^\/signup\/?$/, guest: true, chrome: 'auth', view: (ctx) => viewAuth(ctx, 'signup') },
+  { name: 'profiles', re: /^\/profiles\/?$/, auth: true, chrome: 'auth', view: viewProfiles },
+  { name: 'title', re: /^\/title\/([^/]+)\/?$/, auth: true, profile: true, chrome: 'full', view: viewTitle },
+  { name: 'watch', re: /^\/watch\/([^/]+)\/?$/, auth: true, profile: true, chrome: 'none', view: viewWatch },
+  { name: 'search', re: /^\/search\/?$/, auth: true, profile: true, chrome: 'full', view: viewSearch },
+];
+
+let current = null; // {route, controller, cleanups[], update?}
+let renderSeq = 0;
+
+/** Navigate inside the app. History entries carry an index so the player's
+ *  back button knows whether "back" stays inside Reel. */
+function navigate(path, { replace = false, keepFocus = false } = {}) {
+  const idx = (history.state?.idx ?? 0) + (replace ? 0 : 1);
+  history[replace ? 'replaceState' : 'pushState']({ idx }, '', path);
+  render({ keepFocus });
+}
+
+async function render({ keepFocus = false } = {}) {
+  const seq = ++renderSeq;
+  const url = new URL(location.href);
+  let params = [];
+  const route = ROUTES.find((r) => { const m = url.pathname.match(r.re); if (m) params = m.slice(1).map(decodeURIComponent); return m; });
+
+  // Same route again (e.g. typing in search): let the view update in place.
+  if (route && current?.route === route && current.update && route.name === 'search') {
+    current.update(url.searchParams);
+    return;
+  }
+
+  teardown();
+  document.body.dataset.chrome = route?.chrome || 'full';
+  closeAccountMenu();
+  if (!route) return viewNotFound();
+
+  // Guards: decide before painting so the user never sees a wrong page flash.
+  if (route.guest && state.me) return navigate('/', { replace: true });
+  if (route.auth && !state.me) return navigate('/signin', { replace: true });
+  if (route.profile) {
+    if (!state.profiles) {
+      try { await loadProfiles(); } catch (err) { if (seq === renderSeq) handleError(err); return; }
+      if (seq !== renderSeq) return;
+    }
+    if (!currentProfile()) return navigate('/profiles', { replace: true });
+  }
+
+  const controller = new AbortController();
+  const cleanups = [];
+  current = { route, controller, cleanups, update: null };
+  const ctx = {
+    params,
+    query: url.searchParams,
+    signal: controller.signal,
+    alive: () => !controller.signal.aborted,
+    onCleanup: (fn) => cleanups.push(fn),
+    setUpdate: (fn) => { current.update = fn; },
+  };
+  syncHeader(route, url);
+  window.scrollTo(0, 0);
+  if (!keepFocus && history.state?.idx) app.focus({ preventScroll: true });
+  try {
+    await route.view(ctx);
+  } catch (err) {
+    if (ctx.alive()) handleError(err);
+  }
+}
+
+/** Stop whatever the previous view was doing (fetches, timers, the player). */
+function teardown() {
+  if (!current) return;
+  current.controller.abort();
+  for (const fn of current.cleanups.reverse()) {
+    try { fn(); } catch (err) { console.warn('[reel] cleanup failed', err); }
+  }
+  current = null;
+}
+
+/** Same-origin <a> clicks become pushState navigations. */
+function interceptLinks() {
+  document.addEventListener('click', (e) => {
+    const a = e.target.closest('a[href]');
+    if (!a || e.defaultPrevented || e.button !== 0 || e.metaKey || e.ctrlKey || e.shiftKey || e.altKey) return;
+    if (a.target || a.hasAttribute('download')) return;
+    const url = new URL(a.href, location.href);
+    if (url.origin !== location.origin || url.pathname.startsWith('/api/') || url.pathname.startsWith('/media/')) return;
+    if (url.hash && url.pathname === location.pathname) return; // skip-link etc.
+    e.preventDefault();
+    navigate(url.pathname + url.search);
+  });
+  window.addEventListener('popstate', () => render());
+  // Coming back from the back/forward cache: the old view (e.g. a player whose
+  // stream was stopped on pagehide) is stale, so draw it afresh.
+  window.addEventListener('pageshow', (e) => { if (e.persisted) render(); });
+}
+
+function viewNotFound() {
+  setTitle('Not found');
+  app.replaceChildren(h('section', { class: 'empty-page' },
+    h('h1', {}, 'Lost your way?'),
+    h('p', {}, 'Sorry, we can’t find that page. There’s plenty to watch on the home page.'),
+    h('a', { class: 'btn btn-primary', href: '/' }, 'Reel Home')));
+}
+
+// ---------------------------------------------------------------------------
+// 5. Header: search box + account menu
+// ---------------------------------------------------------------------------
+
+const header = $('.site-header');
+const searchInput = $('[data-testid="search-input"]');
+
+function setupHeader() {
+  // Debounced so we search once the user pauses, not on every keystroke.
+  const runSearch = debounce(() => {
+    const q = searchInput.value.trim();
+    const onSearch = location.pathname === '/search';
+    if (!q && !onSearch) return;
+    const genre = onSearch ? new URLSearchParams(location.search).get('genre') : null;
+    const qs = new URLSearchParams();
+    if (q) qs.set('q', q);
+    if (genre) qs.set('genre', genre);
+    if (!q && !genre) return navigate('/', { replace: true, keepFocus: true });
+    navigate(`/search?${qs}`, { replace: onSearch, keepFocus: true });
+  }, 300);
+  searchInput.addEventListener('input', runSearch);
+  $('.search').addEventListener('submit', (e) => { e.preventDefault(); runSearch(); });
+  searchInput.addEventListener('keydown', (e) => {
+    if (e.key === 'Escape') { searchInput.value = ''; searchInput.blur(); header.classList.remove('search-open'); }
+  });
+
+  // On phones the search box collapses to an icon; the icon opens it.
+  const toggle = $('.search-toggle');
+  toggle.addEventListener('click', () => {
+    const open = !header.classList.contains('search-open');
+    header.classList.toggle('search-open', open);
+    toggle.setAttribute('aria-expanded', String(open));
+    if (open) searchInput.focus();
+  });
+  searchInput.addEventListener('blur', () => {
+    if (!searchInput.value) { header.classList.remove('search-open'); toggle.setAttribute('aria-expanded', 'false'); }
+  });
+
+  const btn = $('.account-btn');
+  btn.addEventListener('click', (e) => {
+    e.stopPropagation();
+    const menu = $('.account-menu');
+    if (menu.hidden) openAccountMenu(); else closeAccountMenu();
+  });
+  document.addEventListener('click', (e) => { if (!e.target.closest('.account')) closeAccountMenu(); });
+  document.addEventListener('keydown', (e) => { if (e.key === 'Escape') closeAccountMenu(); });
+
+  // Solid header once the page scrolls; transparent over the hero at the top.
+  const onScroll = () => header.classList.toggle('scrolled', window.scrollY > 10);
+  window.addEventListener('scroll', onScroll, { passive: true });
+  onScroll();
+}
+
+function syncHeader(route, url) {
+  for (const a of $$('.main-nav a')) {
+    const active = (a.dataset.nav === 'home' && route.name === 'home') || (a.dataset.nav === 'browse' && route.name === 'search');
+    if (active) a.setAttribute('aria-current', 'page'); else a.removeAttribute('aria-current');
+  }
+  // Keep the box in sync with the URL, but never fight the user mid-typing.
+  if (document.activeElement !== searchInput) {
+    searchInput.value = route.name === 'search' ? url.searchParams.get('q') || '' : '';
+    header.classList.toggle('search-open', !!searchInput.value);
+  }
+  renderAccountMenu();
+}
+
+function avatar(profile, size = 'sm') {
+  const name = profile?.name || '?';
+  return h('span', {
+    class: `avatar avatar-${size}`,
+    style: `--avatar:${profile?.avatar_color || `hsl(${hueOf(name)} 60% 45%)`}`,
+    'aria-hidden': 'true',
+  }, name.trim().charAt(0).toUpperCase() || '?');
+}
+
+function renderAccountMenu() {
+  const btn = $('.account-btn');
+  const menu = $('.account-menu');
+  if (!btn) return;
+  const me = currentProfile();
+  // Before a profile is picked, show a neutral account badge instead of a "?".
+  const badge = me ? avatar(me) : avatar({ name: state.me?.account?.email || '?', avatar_color: '#4a4a57' });
+  btn.replaceChildren(badge, h('span', { class: 'caret', 'aria-hidden': 'true' }));
+  btn.hidden = !state.me;
+
+  const others = (state.profiles || []).filter((p) => p.id !== state.profileId);
+  const plan = state.me?.plan;
+  fill(menu,
+    ...others.map((p) => h('button', {
+      type: 'button', role: 'menuitem', class: 'menu-item',
+      onclick: () => { setProfile(p.id); navigate('/'); },
+    }, avatar(p), p.name)),
+    h('a', { role: 'menuitem', class: 'menu-item', href: '/profiles' }, 'Manage profiles'),
+    h('hr'),
+    state.me ? h('div', { class: 'menu-note' },
+      h('div', {}, state.me.account?.email || ''),
+      plan ? h('div', { class: 'muted' }, `${capitalize(plan.name)} plan · ${plan.max_streams} stream${plan.max_streams > 1 ? 's' : ''} · up to ${heightLabel(plan.max_height)}`) : null) : null,
+    h('button', { type: 'button', role: 'menuitem', class: 'menu-item', 'data-testid': 'signout', onclick: signOut }, 'Sign out of Reel'),
+  );
+}
+
+function openAccountMenu() {
+  $('.account-menu').hidden = false;
+  $('.account-btn').setAttribute('aria-expanded', 'true');
+}
+
+function closeAccountMenu() {
+  const menu = $('.account-menu');
+  if (menu && !menu.hidden) {
+    menu.hidden = true;
+    $('.account-btn').setAttribute('aria-expanded', 'false');
+  }
+}
+
+async function signOut() {
+  closeAccountMenu();
+  try { await api('DELETE', '/api/v1/sessions/current'); } catch (err) { if (err.status !== 401) return handleError(err); }
+  state.me = null;
+  state.profiles = null;
+  navigate('/signin', { replace: true });
+}
+
+const capitalize = (s) => (s ? s.charAt(0).toUpperCase() + s.slice(1) : '');
+const heightLabel = (hgt) => (hgt >= 2160 ? '4K' : hgt ? `${hgt}p` : '');
+
+// ---------------------------------------------------------------------------
+// 6a. Views: sign in / sign up
+// ---------------------------------------------------------------------------
+
+const PLANS = [
+  { id: 'basic', name: 'Basic', streams: '1 stream at a time', quality: '720p HD' },
+  { id: 'standard', name: 'Standard', streams: '2 streams at a time', quality: '1080p Full HD' },
+  { id: 'premium', name: 'Premium', streams: '4 streams at a time', quality: '4K Ultra HD' },
+];
+
+function viewAuth(ctx, mode) {
+  const signup = mode === 'signup';
+  setTitle(signup ? 'Create your account' : 'Sign in');
+  const error = h('p', { class: 'form-error', 'data-testid': 'form-error', role: 'alert', hidden: true });
+  const email = h('input', { id: 'email', name: 'email', type: 'email', required: true, autocomplete: 'email', 'data-testid': `${mode}-email`, placeholder: 'you@example.com' });
+  const password = h('input', {
+    id: 'password', name: 'password', type: 'password', required: true, minlength: signup ? 8 : null,
+    autocomplete: signup ? 'new-password' : 'current-password', 'data-testid': `${mode}-password`,
+    'aria-describedby': signup ? 'password-hint' : null,
+  });
+  const submit = h('button', { type: 'submit', class: 'btn btn-primary btn-block', 'data-testid': `${mode}-submit` }, signup ? 'Create account' : 'Sign in');
+
+  const plans = signup ? h('fieldset', { class: 'plans' },
+    h('legend', {}, 'Choose your plan'),
+    h('div', { class: 'plan-grid' }, PLANS.map((p) => h('label', { class: 'plan-card', 'data-testid': 'plan-option', 'data-plan': p.id },
+      h('input', { type: 'radio', name: 'plan', value: p.id, checked: p.id === 'standard' }),
+      h('span', { class: 'plan-name' }, p.name),
+      h('span', { class: 'plan-detail' }, p.streams),
+      h('span', { class: 'plan-detail' }, p.quality),
+    )))) : null;
+
+  const form = h('form', { class: 'auth-form', novalidate: true, 'data-testid': `${mode}-form` },
+    h('h1', {}, signup ? 'Create your account' : 'Sign in'),
+    error,
+    h('label', { for: 'email' }, 'Email'), email,
+    h('label', { for: 'password' }, 'Password'), password,
+    signup ? h('p', { id: 'password-hint', class: 'hint' }, 'At least 8 characters.') : null,
+    plans,
+    submit,
+    h('p', { class: 'switch' }, signup ? 'Already have an account? ' : 'New to Reel? ',
+      h('a', { href: signup ? '/signin' : '/signup', 'data-testid': signup ? 'goto-signin' : 'goto-signup' }, signup ? 'Sign in' : 'Sign up now')),
+  );
+
+  const showError = (msg) => { error.textContent = msg; error.hidden = !msg; };
+
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    // Validate locally first so common mistakes don't cost a round trip.
+    if (!email.value.trim() || !email.checkValidity()) return showError('Please enter a valid email address.'), email.focus();
+    if (signup && password.value.length < 8) return showError('Your password needs at least 8 characters.'), password.focus();
+    if (!password.value) return showError('Please enter your password.'), password.focus();
+    showError('');
+    submit.disabled = true;
+    submit.classList.add('busy');
+    try {
+      const body = { email: email.value.trim(), password: password.value };
+      if (signup) body.plan = form.elements.plan.value || 'standard';
+      await api('POST', signup ? '/api/v1/accounts' : '/api/v1/sessions', body);
+      state.me = await api('GET', '/api/v1/me');
+      state.profiles = null;
+      navigate('/profiles', { replace: true });
+    } catch (err) {
+      if (isAbort(err)) return;
+      showError(err.message || 'That didn’t work. Please try again.');
+      submit.disabled = false;
+      submit.classList.remove('busy');
+    }
+  });
+
+  app.replaceChildren(h('section', { class: 'auth-page' }, form));
+  // Autofocus on desktop only: on phones it would throw the keyboard over the page.
+  if (matchMedia('(hover: hover)').matches) email.focus();
+}
+
+// ---------------------------------------------------------------------------
+// 6b. View: profile picker ("Who's watching?")
+// ---------------------------------------------------------------------------
+
+async function viewProfiles(ctx) {
+  setTitle('Who’s watching?');
+  let managing = false;
+  let adding = false;
+  const page = h('section', { class: 'profiles-page', 'data-testid': 'profiles-page' });
+  app.replaceChildren(page);
+  page.append(h('h1', {}, 'Who’s watching?'), h('div', { class: 'profile-grid' },
+    [0, 1].map(() => h('div', { class: 'profile-tile' }, h('span', { class: 'avatar avatar-lg skeleton' })))));
+
+  await loadProfiles(ctx.signal);
+  if (!ctx.alive()) return;
+
+  const paint = () => {
+    const list = state.profiles;
+    const tiles = list.map((p) => h('div', { class: 'profile-tile' },
+      h('button', {
+        type: 'button', class: 'profile-btn', 'data-testid': 'profile', 'data-profile-id': p.id,
+        'aria-label': managing ? `Delete profile ${p.name}` : `Watch as ${p.name}`,
+        onclick: () => (managing ? removeProfile(p) : choose(p)),
+      }, avatar(p, 'lg'), managing ? h('span', { class: 'tile-overlay', 'data-testid': 'profile-delete' }, icon('trash')) : null),
+      h('span', { class: 'profile-name' }, p.name), p.kids ? h('span', { class: 'kids-badge' }, 'Kids') : null));
+    if (list.length < 5 && !managing) {
+      tiles.push(h('div', { class: 'profile-tile' },
+        h('button', { type: 'button', class: 'profile-btn add', 'data-testid': 'add-profile', 'aria-label': 'Add profile', onclick: () => { adding = true; paint(); } },
+          h('span', { class: 'avatar avatar-lg avatar-add' }, icon('plus'))),
+        h('span', { class: 'profile-name' }, 'Add profile')));
+    }
+    fill(page,
+      h('h1', {}, managing ? 'Manage profiles' : 'Who’s watching?'),
+      h('div', { class: 'profile-grid' }, tiles),
+      adding ? addForm() : null,
+      h('button', { type: 'button', class: 'btn btn-outline', 'data-testid': 'manage-profiles', onclick: () => { managing = !managing; adding = false; paint(); } },
+        managing ? 'Done' : 'Manage profiles'),
+    );
+  };
+
+  const choose = (p) => { setProfile(p.id); navigate('/'); };
+
+  const addForm = () => {
+    const name = h('input', { id: 'profile-name', type: 'text', maxlength: 40, required: true, 'data-testid': 'profile-name', autocomplete: 'off' });
+    const kids = h('input', { id: 'profile-kids', type: 'checkbox', 'data-testid': 'profile-kids' });
+    const save = h('button', { type: 'submit', class: 'btn btn-primary', 'data-testid': 'profile-save' }, 'Save');
+    const form = h('form', { class: 'profile-form', 'data-testid': 'profile-form' },
+      h('h2', {}, 'Add a profile'),
+      h('label', { for: 'profile-name' }, 'Name'), name,
+      h('label', { class: 'check' }, kids, h('span', {}, 'Kids profile — only titles rated for children')),
+      h('div', { class: 'form-actions' }, save,
+        h('button', { type: 'button', class: 'btn btn-ghost', onclick: () => { adding = false; paint(); } }, 'Cancel')));
+    form.addEventListener('submit', async (e) => {
+      e.preventDefault();
+      if (!name.value.trim()) return toast('Please give the profile a name.'), name.focus();
+      save.disabled = true;
+      try {
+        await api('POST', '/api/v1/profiles', { name: name.value.trim(), kids: kids.checked });
+        await loadProfiles();
+        adding = false;
+        paint();
+      } catch (err) {
+        save.disabled = false;
+        handleError(err);
+      }
+    });
+    queueMicrotask(() => name.focus());
+    return form;
+  };
+
+  const removeProfile = async (p) => {
+    if (!(await confirmDialog(`Delete the profile “${p.name}”? Its watch history goes with it.`, 'Delete profile'))) return;
+    try {
+      await api('DELETE', `/api/v1/profiles/${encodeURIComponent(p.id)}`);
+      if (p.id === state.profileId) setProfile(null);
+      await loadProfiles();
+      paint();
+    } catch (err) { handleError(err); }
+  };
+
+  paint();
+}
+
+/** Small modal confirm built on <dialog> (focus trap + Escape come for free). */
+function confirmDialog(message, okLabel) {
+  return new Promise((resolve) => {
+    const dlg = h('dialog', { class: 'dialog', 'data-testid': 'confirm-dialog' },
+      h('form', { method: 'dialog' },
+        h('p', {}, message),
+        h('div', { class: 'form-actions' },
+          h('button', { value: 'ok', class: 'btn btn-primary', 'data-testid': 'confirm-ok' }, okLabel),
+          h('button', { value: 'cancel', class: 'btn btn-ghost' }, 'Cancel'))));
+    dlg.addEventListener('close', () => { resolve(dlg.returnValue === 'ok'); dlg.remove(); });
+    document.body.append(dlg);
+    dlg.showModal();
+  });
+}
+
+// ---------------------------------------------------------------------------
+// 6c. View: home (hero + rows)
+// ---------------------------------------------------------------------------
+
+async function viewHome(ctx) {
+  setTitle('Home');
+  app.replaceChildren(h('div', { class: 'home' }, skeletonHero(), skeletonRow(), skeletonRow(), skeletonRow()));
+  loadGenres(); // warm the cache for readable genre names; no need to wait
+
+  const data = await api('GET', `/api/v1/home?profile=${encodeURIComponent(state.profileId)}`, undefined, { signal: ctx.signal });
+  if (!ctx.alive()) return;
+  const rows = (data?.rows || []).filter((r) => r.items?.length);
+  if (!rows.length) {
+    app.replaceChildren(h('section', { class: 'empty-page' }, h('h1', {}, 'Nothing to watch yet'),
+      h('p', {}, 'Your library is empty. Once titles are added they will show up here.')));
+    return;
+  }
+  const heroItem = rows.find((r) => r.id !== 'continue-watching')?.items[0];
+  app.replaceChildren(h('div', { class: 'home' },
+    heroItem ? hero(heroItem, ctx) : null,
+    h('div', { class: 'rows' }, rows.map(renderRow))));
+}
+
+function hero(item, ctx) {
+  const synopsis = h('p', { class: 'hero-synopsis' });
+  const play = h('a', { class: 'btn btn-primary btn-lg', href: item.kind === 'movie' ? `/watch/${encodeURIComponent(item.id)}` : titleHref(item), 'data-testid': 'hero-play' }, icon('play'), 'Play');
+  // Home items carry no synopsis; fetch the title lazily so the hero can tell
+  // the story and so "Play" on a series starts the right episode.
+  api('GET', `/api/v1/titles/${encodeURIComponent(item.id)}?profile=${encodeURIComponent(state.profileId)}`, undefined, { signal: ctx.signal })
+    .then((t) => {
+      synopsis.textContent = t?.synopsis || '';
+      const target = playTarget(t);
+      if (target) play.setAttribute('href', `/watch/${encodeURIComponent(target.id)}`);
+    })
+    .catch(() => { /* the hero still works without the synopsis */ });
+  return h('section', { class: 'hero', 'data-testid': 'hero', style: `--hue:${hueOf(item.id)}` },
+    h('img', { class: 'hero-art', src: item.artwork, alt: '', decoding: 'async', fetchpriority: 'high', onerror: hideBrokenImage }),
+    h('div', { class: 'hero-shade' }),
+    h('div', { class: 'hero-body' },
+      h('h1', { class: 'hero-title' }, item.name),
+      metaLine(item),
+      synopsis,
+      h('div', { class: 'hero-actions' }, play,
+        h('a', { class: 'btn btn-secondary btn-lg', href: titleHref(item), 'data-testid': 'hero-info' }, icon('info'), 'More info'))));
+}
+
+function hideBrokenImage(e) { e.target.classList.add('broken'); }
+
+const titleHref = (item) => `/title/${encodeURIComponent(item.id)}`;
+
+function renderRow(row) {
+  const track = h('div', { class: 'row-track', role: 'list' });
+  const continueRow = row.id === 'continue-watching';
+  for (const item of row.items) track.append(h('div', { role: 'listitem', class: 'row-cell' }, card(item, { resume: continueRow })));
+  const scroll = (dir) => track.scrollBy({ left: dir * track.clientWidth * 0.85, behavior: 'smooth' });
+  return h('section', { class: 'row', 'data-testid': 'row', 'data-row-id': row.id, 'aria-label': row.title },
+    h('h2', { class: 'row-title' }, row.title),
+    h('div', { class: 'row-viewport' },
+      h('button', { type: 'button', class: 'row-arrow prev', 'aria-label': `Scroll ${row.title} left`, tabindex: '-1', onclick: () => scroll(-1) }, icon('chevL')),
+      track,
+      h('button', { type: 'button', class: 'row-arrow next', 'aria-label': `Scroll ${row.title} right`, tabindex: '-1', onclick: () => scroll(1) }, icon('chevR'))));
+}
+
+/** A title card. Continue Watching cards jump straight back into the player
+ *  (that's what the row is for); other cards open the title page. */
+function card(item, { resume = false } = {}) {
+  const progress = item.progress;
+  const position = progress?.position_s ?? 0;
+  const duration = progress?.duration_s || item.duration_s || 0;
+  const href = resume && progress ? `/watch/${encodeURIComponent(progress.episode_id || item.id)}` : titleHref(item);
+  const pct = duration ? Math.min(100, Math.max(0, (position / duration) * 100)) : 0;
+  const left = duration ? Math.max(0, duration - position) : 0;
+  return h('a', {
+    class: 'card', href, 'data-testid': 'card', 'data-title-id': item.id, 'data-position': String(position),
+    'aria-label': resume && progress ? `${item.name}, resume, ${formatDuration(left) || 'less than a minute'} left` : item.name,
+    style: `--hue:${hueOf(item.id)}`,
+  },
+  h('div', { class: 'card-art' },
+    h('span', { class: 'card-fallback', 'aria-hidden': 'true' }, item.name),
+    item.artwork ? h('img', { src: item.artwork, alt: '', loading: 'lazy', decoding: 'async', onerror: hideBrokenImage }) : null,
+    resume && progress ? h('span', { class: 'card-play', 'aria-hidden': 'true' }, icon('play')) : null,
+    progress ? h('div', { class: 'progress', 'data-testid': 'card-progress', 'aria-hidden': 'true' }, h('span', { style: `width:${pct.toFixed(1)}%` })) : null),
+  h('div', { class: 'card-info' },
+    h('span', { class: 'card-name' }, item.name),
+    h('span', { class: 'card-sub' }, resume && progress
+      ? `${formatDuration(left) || '<1m'} left`
+      : [item.year, item.maturity, item.kind === 'series' ? 'Series' : formatDuration(item.duration_s)].filter(Boolean).join(' · '))));
+}
+
+function skeletonHero() {
+  return h('section', { class: 'hero hero-skeleton', 'aria-hidden': 'true' },
+    h('div', { class: 'hero-body' }, h('div', { class: 'skeleton sk-title' }), h('div', { class: 'skeleton sk-line' }), h('div', { class: 'skeleton sk-line short' })));
+}
+
+function skeletonRow() {
+  return h('section', { class: 'row', 'aria-hidden': 'true' },
+    h('div', { class: 'skeleton sk-row-title' }),
+    h('div', { class: 'row-track' }, Array.from({ length: 7 }, () => h('div', { class: 'row-cell' }, h('div', { class: 'card' }, h('div', { class: 'card-art skeleton' }))))));
+}
+
+// ---------------------------------------------------------------------------
+// 6d. View: title details
+// ---------------------------------------------------------------------------
+
+/** What "Play" should start: the episode in progress, else the first episode;
+ *  movies play themselves. Returns {id, episode?}. */
+function playTarget(t) {
+  if (!t) return null;
+  if (t.kind !== 'series') return { id: t.id };
+  const episodes = (t.seasons || []).flatMap((s) => (s.episodes || []).map((ep) => ({ ...ep, season: s.number })));
+  const ep = episodes.find((e) => e.id === t.progress?.episode_id) || episodes[0];
+  return ep ? { id: ep.id, episode: ep } : null;
+}
+
+function pickArtwork(artwork) {
+  if (typeof artwork === 'string') return artwork;
+  if (!Array.isArray(artwork) || !artwork.length) return null;
+  // Variant names are server-defined; prefer wide ones for the backdrop.
+  const prefer = ['backdrop', 'hero', 'banner', 'landscape', 'wide', 'poster'];
+  const byName = (v) => artwork.find((a) => a.variant === v);
+  return (prefer.map(byName).find(Boolean) || artwork[0]).url;
+}
+
+async function viewTitle(ctx) {
+  const id = ctx.params[0];
+  app.replaceChildren(h('div', { class: 'title-page' }, skeletonHero()));
+  let t;
+  try {
+    t = await api('GET', `/api/v1/titles/${encodeURIComponent(id)}?profile=${encodeURIComponent(state.profileId)}`, undefined, { signal: ctx.signal });
+  } catch (err) {
+    if (!ctx.alive() || isAbort(err)) return;
+    if (err.status === 404 || err.status === 403) return showPageMessage(err.status === 404 ? 'Title not found' : 'Not available on this profile', err.message);
+    throw err;
+  }
+  if (!ctx.alive()) return;
+  setTitle(t.name);
+  await loadGenres();
+  if (!ctx.alive()) return;
+
+  const target = playTarget(t);
+  const progress = t.progress;
+  const resumeAt = progress?.position_s > 0 ? formatClock(progress.position_s) : null;
+  const epLabel = target?.episode && progress?.episode_id ? `S${target.episode.season} E${target.episode.number} · ` : '';
+  const play = target
+    ? h('a', { class: 'btn btn-primary btn-lg', href: `/watch/${encodeURIComponent(target.id)}`, 'data-testid': 'play' },
+      icon('play'), resumeAt ? `Resume ${epLabel}at ${resumeAt}`
+        : target.episode ? `Play S${target.episode.season} E${target.episode.number}` : 'Play')
+    : h('button', { type: 'button', class: 'btn btn-primary btn-lg', disabled: true, 'data-testid': 'play' }, 'Coming soon');
+  const pct = progress?.duration_s ? Math.min(100, (progress.position_s / progress.duration_s) * 100) : 0;
+
+  app.replaceChildren(h('article', { class: 'title-page', 'data-testid': 'title-page', 'data-title-id': t.id },
+    h('section', { class: 'hero title-hero', style: `--hue:${hueOf(t.id)}` },
+      h('img', { class: 'hero-art', src: pickArtwork(t.artwork) || '', alt: '', decoding: 'async', onerror: hideBrokenImage }),
+      h('div', { class: 'hero-shade' }),
+      h('div', { class: 'hero-body' },
+        h('h1', { class: 'hero-title', 'data-testid': 'title-name' }, t.name),
+        metaLine(t),
+        pct ? h('div', { class: 'progress progress-inline', 'aria-label': `Watched ${Math.round(pct)}%` }, h('span', { style: `width:${pct.toFixed(1)}%` })) : null,
+        h('div', { class: 'hero-actions' }, play),
+        t.synopsis ? h('p', { class: 'title-synopsis', 'data-testid': 'synopsis' }, t.synopsis) : null)),
+    t.kind === 'series' ? episodesSection(t) : null));
+}
+
+function episodesSection(t) {
+  const seasons = (t.seasons || []).filter((s) => s.episodes?.length);
+  if (!seasons.length) return h('section', { class: 'episodes' }, h('p', { class: 'muted' }, 'Episodes are on their way.'));
+  const list = h('ol', { class: 'episode-list', 'data-testid': 'episodes' });
+  const startSeason = seasons.find((s) => s.episodes.some((e) => e.id === t.progress?.episode_id)) || seasons[0];
+  const show = (number) => {
+    const season = seasons.find((s) => String(s.number) === String(number)) || seasons[0];
+    list.replaceChildren(...season.episodes.map((ep) => h('li', {},
+      h('a', { class: 'episode', href: `/watch/${encodeURIComponent(ep.id)}`, 'data-testid': 'episode', 'data-episode-id': ep.id },
+        h('span', { class: 'ep-num' }, String(ep.number)),
+        h('span', { class: 'ep-thumb', style: `--hue:${hueOf(ep.id)}` }, icon('play')),
+        h('span', { class: 'ep-body' },
+          h('span', { class: 'ep-head' }, h('span', { class: 'ep-name' }, ep.name), h('span', { class: 'muted' }, formatDuration(ep.duration_s))),
+          ep.synopsis ? h('span', { class: 'ep-synopsis' }, ep.synopsis) : null,
+          ep.id === t.progress?.episode_id ? h('span', { class: 'ep-resume' }, `Resume at ${formatClock(t.progress.position_s)}`) : null)))));
+  };
+  const picker = seasons.length > 1
+    ? h('select', { class: 'season-select', 'aria-label': 'Season', 'data-testid': 'season-select', onchange: (e) => show(e.target.value) },
+      seasons.map((s) => h('option', { value: s.number, selected: s === startSeason }, `Season ${s.number}`)))
+    : h('span', { class: 'muted' }, `Season ${seasons[0].number}`);
+  show(startSeason.number);
+  return h('section', { class: 'episodes' }, h('div', { class: 'episodes-head' }, h('h2', {}, 'Episodes'), picker), list);
+}
+
+function showPageMessage(title, message) {
+  setTitle(title);
+  app.replaceChildren(h('section', { class: 'empty-page', 'data-testid': 'page-message' },
+    h('h1', {}, title), h('p', {}, message), h('a', { class: 'btn btn-primary', href: '/' }, 'Back to Home')));
+}
+
+// ---------------------------------------------------------------------------
+// 6e. View: search + genre browse
+// ---------------------------------------------------------------------------
+
+async function viewSearch(ctx) {
+  const heading = h('h1', { class: 'search-heading' });
+  const chips = h('div', { class: 'chips', role: 'group', 'aria-label': 'Genres' });
+  const grid = h('div', { class: 'grid', 'data-testid': 'search-results', 'aria-live': 'polite' });
+  app.replaceChildren(h('section', { class: 'search-page' }, heading, chips, grid));
+  let fetchCtl = null;
+
+  const update = async (query) => {
+    const q = (query.get('q') || '').trim();
+    const genre = query.get('genre') || '';
+    setTitle(q ? `Search: ${q}` : 'Browse');
+    heading.textContent = q ? `Results for “${q}”` : genre ? genreName(genre) : 'Browse';
+    for (const c of chips.children) c.setAttribute('aria-pressed', String(c.dataset.slug === genre));
+    fetchCtl?.abort();
+    if (!q && !genre) {
+      grid.replaceChildren(h('p', { class: 'muted grid-note' }, 'Search for a title, or pick a genre above.'));
+      return;
+    }
+    fetchCtl = new AbortController();
+    const signal = fetchCtl.signal;
+    ctx.signal.addEventListener('abort', () => fetchCtl?.abort(), { once: true });
+    grid.replaceChildren(...Array.from({ length: 8 }, () => h('div', { class: 'card' }, h('div', { class: 'card-art skeleton' }))));
+    const qs = new URLSearchParams({ profile: state.profileId });
+    if (q) qs.set('q', q);
+    if (genre) qs.set('genre', genre);
+    try {
+      const data = await api('GET', `/api/v1/search?${qs}`, undefined, { signal });
+      if (signal.aborted) return;
+      const results = data?.results || [];
+      grid.replaceChildren(...(results.length
+        ? results.map((item) => card(item))
+        : [h('p', { class: 'muted grid-note', 'data-testid': 'no-results' }, q ? `No matches for “${q}”. Try a different title or genre.` : 'Nothing in this genre yet.')]));
+    } catch (err) {
+      if (isAbort(err)) return;
+      grid.replaceChildren();
+      handleError(err);
+    }
+  };
+
+  ctx.setUpdate(update);
+  update(ctx.query);
+
+  // Genre chips toggle the filter while keeping the typed query.
+  const genres = await loadGenres();
+  if (!ctx.alive()) return;
+  chips.replaceChildren(...genres.map((g) => h('button', {
+    type: 'button', class: 'chip', 'data-testid': 'genre-chip', 'data-slug': g.slug,
+    'aria-pressed': String(new URLSearchParams(location.search).get('genre') === g.slug),
+    onclick: () => {
+      const qs = new URLSearchParams(location.search);
+      if (qs.get('genre') === g.slug) qs.delete('genre'); else qs.set('genre', g.slug);
+      navigate(`/search${qs.toString() ? `?${qs}` : ''}`, { replace: true, keepFocus: true });
+    },
+  }, g.name)));
+}
+
+// ---------------------------------------------------------------------------
+// 7. Player
+// ---------------------------------------------------------------------------
+
+const HEARTBEAT_MS = 5000;
+const CONTROLS_IDLE_MS = 3000;
+
+async function viewWatch(ctx) {
+  const titleId = ctx.params[0];
+  setTitle('Loading…');
+  const ui = playerUI();
+  app.replaceChildren(ui.root);
+  ui.setBusy(true);
+
+  let session;
+  try {
+    session = await api('POST', '/api/v1/playback', { profile_id: state.profileId, title_id: titleId }, { signal: ctx.signal });
+  } catch (err) {
+    if (!ctx.alive() || isAbort(err)) return;
+    if (err.status === 401 && err.code === 'unauthenticated') return handleError(err);
+    const title = { stream_limit: 'Too many streams', maturity: 'Not available on this profile', not_found: 'Title not found' }[err.code] || 'Can’t play this title';
+    ui.showMessage(title, err.message, [{ label: 'Try again', primary: true, onClick: () => render() }]);
+    return;
+  }
+  if (!ctx.alive()) return;
+  setTitle(session.title?.name || 'Watch');
+  startPlayback(ui, session, ctx);
+}
+
+/** Build the player DOM. Returns element refs plus small helpers. */
+function playerUI() {
+  const video = h('video', { class: 'video', 'data-testid': 'video', playsinline: true, preload: 'auto' });
+  const btn = (name, label, testid, extra = {}) => h('button', { type: 'button', class: 'ctl', 'aria-label': label, title: label, 'data-testid': testid, ...extra }, icon(name));
+  const refs = {
+    video,
+    back: h('button', { type: 'button', class: 'ctl player-back', 'aria-label': 'Back', 'data-testid': 'player-back' }, icon('back')),
+    name: h('div', { class: 'player-name', 'data-testid': 'player-title' }),
+    surface: h('div', { class: 'player-surface', 'aria-hidden': 'true' }),
+    big: h('button', { type: 'button', class: 'player-big', 'aria-label': 'Play', tabindex: '-1' }, icon('play')),
+    spinner: h('div', { class: 'player-spinner', role: 'status', 'aria-label': 'Loading' }),
+    playPause: btn('play', 'Play', 'play-pause'),
+    rewind: btn('rewind', 'Back 10 seconds', 'seek-back'),
+    forward: btn('forward', 'Forward 10 seconds', 'seek-forward'),
+    mute: btn('volume', 'Mute', 'mute'),
+    volume: h('input', { type: 'range', class: 'volume', min: 0, max: 1, step: 0.05, value: 1, 'aria-label': 'Volume' }),
+    seek: h('input', { type: 'range', class: 'seek', min: 0, max: 0, step: 0.1, value: 0, 'aria-label': 'Seek', 'data-testid': 'seek' }),
+    time: h('span', { class: 'time', 'data-testid': 'time' }, '0:00 / 0:00'),
+    qualityLabel: h('span', { class: 'quality-label', 'data-testid': 'quality-label', 'aria-live': 'polite' }),
+    qualityBtn: btn('gear', 'Quality', 'quality-button', { 'aria-haspopup': 'menu', 'aria-expanded': 'false' }),
+    qualityMenu: h('div', { class: 'quality-menu', role: 'menu', 'aria-label': 'Quality', 'data-testid': 'quality-menu', hidden: true }),
+    fullscreen: btn('fullscreen', 'Full screen', 'fullscreen'),
+    message: h('div', { class: 'player-message', hidden: true, 'data-testid': 'player-message', role: 'alert' }),
+  };
+  refs.root = h('div', { class: 'player', 'data-testid': 'player' },
+    video, refs.surface, refs.spinner, refs.big,
+    h('div', { class: 'player-top' }, refs.back, refs.name),
+    h('div', { class: 'player-bottom' },
+      refs.seek,
+      h('div', { class: 'player-bar' },
+        refs.playPause, refs.rewind, refs.forward,
+        h('div', { class: 'volume-wrap' }, refs.mute, refs.volume),
+        refs.time,
+        h('span', { class: 'spacer' }),
+        refs.qualityLabel,
+        h('div', { class: 'quality-wrap' }, refs.qualityBtn, refs.qualityMenu),
+        refs.fullscreen)),
+    refs.message);
+  refs.setBusy = (busy) => refs.root.classList.toggle('busy', busy);
+  refs.showMessage = (title, text, actions = []) => {
+    refs.setBusy(false);
+    refs.message.replaceChildren(h('div', { class: 'message-box' },
+      h('h2', {}, title), h('p', {}, text),
+      h('div', { class: 'form-actions' },
+        actions.map((a) => h('button', { type: 'button', class: `btn ${a.primary ? 'btn-primary' : 'btn-secondary'}`, onclick: a.onClick }, a.label)),
+        h('button', { type: 'button', class: 'btn btn-ghost', onclick: leavePlayer }, 'Back to browse'))));
+    refs.message.hidden = false;
+    refs.root.classList.add('has-message');
+  };
+  refs.back.addEventListener('click', leavePlayer);
+  return refs;
+}
+
+/** Leave the player: history back when we came from inside the app (keeps the
+ *  user's place), otherwise home. Route teardown sends the stop call. */
+function leavePlayer() {
+  if (document.fullscreenElement) document.exitFullscreen().catch(() => {});
+  if ((history.state?.idx ?? 0) > 0) history.back(); else navigate('/', { replace: true });
+}
+
+function startPlayback(ui, session, ctx) {
+  const { video } = ui;
+  const streamId = session.id;
+  const startAt = Number(session.start_position_s) || 0;
+  const sources = manifestCandidates(session);
+  let sourceIndex = 0;
+  let hls = null;
+  let started = false;   // true once media actually played from startAt
+  let stopped = false;   // stop sent (or session gone): no more heartbeats
+  const player = { hls: null, video, streamId };
+  window.__reelPlayer = player;
+  ui.name.textContent = session.title?.name || '';
+
+  // Position to report. Before the first frame plays, currentTime is still 0
+  // while the start position is pending: report startAt then, or a quick
+  // reload/leave would wipe the viewer's progress.
+  const position = () => Math.floor(started ? video.currentTime : startAt);
+  const endpoint = (what) => `/api/v1/playback/${encodeURIComponent(streamId)}/${what}`;
+
+  const heartbeat = async () => {
+    if (stopped) return;
+    try {
+      await api('POST', endpoint('heartbeat'), { position_s: position() });
+    } catch (err) {
+      if (stopped || isAbort(err) || err.status === 0) return; // network blips: next beat retries
+      if (err.status === 401 && err.code === 'unauthenticated') return handleError(err);
+      if ([404, 409, 410].includes(err.status)) {
+        // The server ended this stream (e.g. plan stream limit hit elsewhere).
+        stopped = true;
+        video.pause();
+        ui.showMessage('Playback stopped', err.message, [{ label: 'Resume', primary: true, onClick: () => render() }]);
+      }
+    }
+  };
+
+  // Stop on route change: keepalive lets the request outlive the view.
+  const sendStop = (pos, { beacon = false } = {}) => {
+    if (stopped) return;
+    stopped = true;
+    const json = JSON.stringify({ position_s: Math.floor(pos) });
+    if (beacon && navigator.sendBeacon) {
+      if (navigator.sendBeacon(endpoint('stop'), new Blob([json], { type: 'application/json' }))) return;
+    }
+    fetch(endpoint('stop'), { method: 'POST', credentials: 'same-origin', keepalive: true, headers: { 'Content-Type': 'application/json' }, body: json }).catch(() => {});
+  };
+
+  const beatTimer = setInterval(() => { if (started && !video.paused && !video.ended) heartbeat(); }, HEARTBEAT_MS);
+  const seekedBeat = debounce(() => { if (started) heartbeat(); }, 400);
+  const onPageHide = () => sendStop(position(), { beacon: true });
+  window.addEventListener('pagehide', onPageHide);
+
+  // ---- media wiring -------------------------------------------------------
+  const Hls = window.Hls;
+  if (Hls && Hls.isSupported()) {
+    attachHls(sources[0], startAt);
+  } else if (video.canPlayType('application/vnd.apple.mpegurl')) {
+    // Safari/iOS: native HLS. Only "Auto" quality; the label follows videoHeight.
+    video.src = sources[0];
+    video.addEventListener('loadedmetadata', () => { if (startAt > 0) video.currentTime = startAt; tryPlay(); }, { once: true });
+    video.addEventListener('error', () => ui.showMessage('Playback error', 'This video couldn’t be loaded. Please try again.', [{ label: 'Retry', primary: true, onClick: () => render() }]));
+    buildQualityMenu([]);
+  } else {
+    ui.showMessage('Can’t play here', 'This browser can’t play Reel’s video streams. Try a recent version of Chrome, Firefox, Edge or Safari.');
+  }
+
+  function attachHls(url, startPosition) {
+    hls?.destroy();
+    hls = new Hls({ startPosition, capLevelToPlayerSize: false });
+    player.hls = hls;
+    hls.on(Hls.Events.MANIFEST_PARSED, () => { buildQualityMenu(hls.levels); tryPlay(); });
+    hls.on(Hls.Events.LEVEL_SWITCHED, updateQualityLabel);
+    hls.on(Hls.Events.ERROR, (_evt, data) => {
+      if (!data.fatal) return;
+      if (data.type === Hls.ErrorTypes.NETWORK_ERROR && sourceIndex + 1 < sources.length) {
+        // Try the next delivery base, picking up where we were.
+        sourceIndex += 1;
+        const resumeAt = started ? video.currentTime : startAt;
+        console.warn(`[reel] network error, switching to source ${sourceIndex + 1}/${sources.length}`);
+        attachHls(sources[sourceIndex], resumeAt);
+      } else if (data.type === Hls.ErrorTypes.MEDIA_ERROR) {
+        hls.recoverMediaError();
+      } else {
+        ui.showMessage('Playback error', 'We lost the connection to the video. Check your network and try again.', [{ label: 'Retry', primary: true, onClick: () => render() }]);
+      }
+    });
+    hls.loadSource(url);
+    hls.attachMedia(video);
+  }
+
+  // Autoplay policies may block sound: retry muted rather than show nothing.
+  function tryPlay() {
+    video.play().catch(() => {
+      video.muted = true;
+      return video.play();
+    }).catch(() => { ui.setBusy(false); syncPlayState(); });
+  }
+
+  // ---- quality menu -------------------------------------------------------
+  function buildQualityMenu(levels) {
+    const options = levels
+      .map((l, index) => ({ index, height: l.height || 0, bitrate: l.bitrate || 0 }))
+      .sort((a, b) => b.height - a.height || b.bitrate - a.bitrate);
+    const dupes = new Set(options.map((o) => o.height).filter((hgt, i, all) => all.indexOf(hgt) !== i));
+    const item = (label, height, level, sub) => h('button', {
+      type: 'button', role: 'menuitemradio', class: 'quality-option', 'data-testid': 'quality-option',
+      'data-height': height, 'data-level': level, 'aria-checked': 'false',
+      onclick: () => chooseLevel(level),
+    }, icon('check'), h('span', {}, label), sub ? h('span', { class: 'muted' }, sub) : null);
+    fill(ui.qualityMenu,
+      h('div', { class: 'menu-head' }, 'Quality'),
+      item('Auto', 'auto', -1),
+      ...options.map((o) => item(qualityName(o.height), o.height, o.index, dupes.has(o.height) ? `${(o.bitrate / 1e6).toFixed(1)} Mbps` : null)),
+      session.max_height ? h('div', { class: 'menu-foot muted' }, `Your plan streams up to ${heightLabel(session.max_height)}`) : null);
+    ui.qualityBtn.hidden = options.length < 2;
+    updateQualityLabel();
+  }
+
+  function chooseLevel(level) {
+    closeQualityMenu();
+    if (!hls) return;
+    // currentLevel switches now (flushes the buffer) so the choice is visible
+    // at once; loadLevel = -1 hands control back to ABR without a stall.
+    if (level >= 0) hls.currentLevel = level; else hls.loadLevel = -1;
+    updateQualityLabel();
+  }
+
+  function updateQualityLabel() {
+    const auto = !hls || hls.autoLevelEnabled;
+    const lvl = hls && hls.currentLevel >= 0 ? hls.levels[hls.currentLevel] : null;
+    const height = lvl?.height || video.videoHeight || 0;
+    ui.qualityLabel.textContent = auto ? (height ? `Auto · ${qualityName(height)}` : 'Auto') : qualityName(height);
+    ui.qualityLabel.dataset.height = height ? String(height) : '';
+    const selected = auto ? -1 : hls.manualLevel ?? hls.loadLevel;
+    for (const o of ui.qualityMenu.querySelectorAll('.quality-option')) {
+      o.setAttribute('aria-checked', String(Number(o.dataset.level) === (auto ? -1 : selected)));
+    }
+  }
+
+  const toggleQualityMenu = () => (ui.qualityMenu.hidden ? openQualityMenu() : closeQualityMenu());
+  function openQualityMenu() {
+    ui.qualityMenu.hidden = false;
+    ui.qualityBtn.setAttribute('aria-expanded', 'true');
+    (ui.qualityMenu.querySelector('[aria-checked="true"]') || ui.qualityMenu.querySelector('.quality-option'))?.focus();
+  }
+  function closeQualityMenu() {
+    ui.qualityMenu.hidden = true;
+    ui.qualityBtn.setAttribute('aria-expanded', 'false');
+  }
+
+  // ---- controls -----------------------------------------------------------
+  let scrubbing = false;
+  let idleTimer = null;
+
+  const togglePlay = () => (video.paused || video.ended ? tryPlay() : video.pause());
+  const seekBy = (d) => { if (Number.isFinite(video.duration)) video.currentTime = Math.min(Math.max(0, video.currentTime + d), video.duration - 0.5); };
+
+  function syncPlayState() {
+    const paused = video.paused;
+    ui.playPause.replaceChildren(icon(paused ? 'play' : 'pause'));
+    ui.playPause.setAttribute('aria-label', paused ? 'Play' : 'Pause');
+    ui.playPause.title = paused ? 'Play' : 'Pause';
+    ui.root.classList.toggle('paused', paused);
+    wake();
+  }
+
+  function syncTime() {
+    const dur = Number.isFinite(video.duration) ? video.duration : Number(session.title?.duration_s) || 0;
+    const t = scrubbing ? Number(ui.seek.value) : video.currentTime;
+    if (!scrubbing) { ui.seek.max = String(dur || 0); ui.seek.value = String(t); }
+    ui.time.textContent = `${formatClock(t)} / ${formatClock(dur)}`;
+    ui.seek.setAttribute('aria-valuetext', `${formatClock(t)} of ${formatClock(dur)}`);
+    const buffered = video.buffered.length ? video.buffered.end(video.buffered.length - 1) : 0;
+    ui.seek.style.setProperty('--played', dur ? `${(t / dur) * 100}%` : '0%');
+    ui.seek.style.setProperty('--buffered', dur ? `${Math.min(100, (buffered / dur) * 100)}%` : '0%');
+  }
+
+  function syncVolume() {
+    const silent = video.muted || video.volume === 0;
+    ui.mute.replaceChildren(icon(silent ? 'muted' : 'volume'));
+    ui.mute.setAttribute('aria-label', silent ? 'Unmute' : 'Mute');
+    ui.volume.value = String(video.muted ? 0 : video.volume);
+  }
+
+  // Controls fade out while playing and come back on any pointer/key activity.
+  function wake() {
+    ui.root.classList.remove('idle');
+    clearTimeout(idleTimer);
+    idleTimer = setTimeout(() => {
+      // Keep them while the pointer rests on a control bar: hiding a button
+      // under the cursor just before a click is the worst kind of surprise.
+      const overBars = ui.root.querySelector('.player-top:hover, .player-bottom:hover');
+      if (!video.paused && ui.qualityMenu.hidden && !scrubbing && !overBars) ui.root.classList.add('idle');
+    }, CONTROLS_IDLE_MS);
+  }
+
+  function toggleFullscreen() {
+    if (document.fullscreenElement) return document.exitFullscreen().catch(() => {});
+    if (ui.root.requestFullscreen) return ui.root.requestFullscreen().catch(() => {});
+    if (video.webkitEnterFullscreen) video.webkitEnterFullscreen(); // iPhone
+  }
+
+  const on = (target, type, fn, opts) => {
+    target.addEventListener(type, fn, opts);
+    ctx.onCleanup(() => target.removeEventListener(type, fn, opts));
+  };
+
+  on(video, 'playing', () => {
+    if (!started) { started = true; heartbeat(); }
+    ui.setBusy(false);
+  });
+  on(video, 'waiting', () => ui.setBusy(true));
+  on(video, 'canplay', () => ui.setBusy(false));
+  on(video, 'play', syncPlayState);
+  on(video, 'pause', () => { syncPlayState(); if (started && !video.ended) heartbeat(); });
+  on(video, 'seeked', seekedBeat);
+  on(video, 'timeupdate', syncTime);
+  on(video, 'durationchange', syncTime);
+  on(video, 'progress', syncTime);
+  on(video, 'volumechange', syncVolume);
+  on(video, 'resize', () => { if (!hls) updateQualityLabel(); });
+  on(video, 'ended', () => {
+    sendStop(video.duration || session.title?.duration_s || position());
+    ui.showMessage('Finished', `You’ve watched ${session.title?.name || 'this title'}.`, [{ label: 'Watch again', primary: true, onClick: () => render() }]);
+  });
+
+  on(ui.playPause, 'click', togglePlay);
+  on(ui.big, 'click', togglePlay);
+  on(ui.rewind, 'click', () => seekBy(-10));
+  on(ui.forward, 'click', () => seekBy(10));
+  on(ui.mute, 'click', () => { video.muted = !video.muted; if (!video.muted && video.volume === 0) video.volume = 1; });
+  on(ui.volume, 'input', () => { video.volume = Number(ui.volume.value); video.muted = video.volume === 0; });
+  on(ui.seek, 'input', () => { scrubbing = true; syncTime(); });
+  on(ui.seek, 'change', () => { scrubbing = false; video.currentTime = Number(ui.seek.value); });
+  on(ui.qualityBtn, 'click', (e) => { e.stopPropagation(); toggleQualityMenu(); });
+  on(ui.qualityMenu, 'keydown', (e) => {
+    if (e.key !== 'ArrowDown' && e.key !== 'ArrowUp') return;
+    e.preventDefault();
+    const items = $$('.quality-option', ui.qualityMenu);
+    const i = items.indexOf(document.activeElement);
+    items[(i + (e.key === 'ArrowDown' ? 1 : -1) + items.length) % items.length]?.focus();
+  });
+  on(ui.fullscreen, 'click', toggleFullscreen);
+  on(document, 'fullscreenchange', () => {
+    const fs = !!document.fullscreenElement;
+    ui.fullscreen.replaceChildren(icon(fs ? 'exitFullscreen' : 'fullscreen'));
+    ui.fullscreen.setAttribute('aria-label', fs ? 'Exit full screen' : 'Full screen');
+  });
+  on(document, 'click', (e) => { if (!e.target.closest('.quality-wrap')) closeQualityMenu(); });
+
+  // Mouse: click toggles play, double-click fullscreen. Touch: tap shows or
+  // hides the controls (a tap that paused would be maddening on a phone).
+  on(ui.surface, 'pointerup', (e) => {
+    if (e.pointerType === 'mouse') { togglePlay(); return; }
+    if (ui.root.classList.contains('idle')) wake(); else if (!video.paused) ui.root.classList.add('idle');
+  });
+  on(ui.surface, 'dblclick', toggleFullscreen);
+  on(ui.root, 'pointermove', wake);
+  on(ui.root, 'touchstart', wake, { passive: true });
+
+  on(document, 'keydown', (e) => {
+    if (e.altKey || e.ctrlKey || e.metaKey) return;
+    const onControl = e.target.closest?.('button, input, select');
+    switch (e.key) {
+      case ' ': case 'k': case 'K':
+        if (e.key === ' ' && onControl && e.target.tagName === 'BUTTON') return; // the button handles it
+        e.preventDefault(); togglePlay(); break;
+      case 'ArrowLeft': case 'ArrowRight':
+        if (e.target === ui.seek || e.target === ui.volume) return;
+        e.preventDefault(); seekBy(e.key === 'ArrowLeft' ? -10 : 10); break;
+      case 'f': case 'F': toggleFullscreen(); break;
+      case 'm': case 'M': video.muted = !video.muted; break;
+      case 'Escape':
+        if (!ui.qualityMenu.hidden) { closeQualityMenu(); ui.qualityBtn.focus(); break; }
+        if (!document.fullscreenElement) leavePlayer();
+        break;
+      default: return;
+    }
+    wake();
+  });
+
+  // ---- teardown -----------------------------------------------------------
+  ctx.onCleanup(() => {
+    sendStop(position());
+    clearInterval(beatTimer);
+    clearTimeout(idleTimer);
+    window.removeEventListener('pagehide', onPageHide);
+    hls?.destroy();
+    video.removeAttribute('src');
+    video.load();
+    if (window.__reelPlayer === player) delete window.__reelPlayer;
+  });
+
+  syncPlayState();
+  syncVolume();
+  syncTime();
+}
+
+/** The manifest as served, then the same path on each alternative base from
+ *  `urls` (by rank). Only the origin is swapped, as the contract says. */
+function manifestCandidates(session) {
+  const path = session.manifests?.hls;
+  const first = new URL(path, location.href);
+  const list = [first.href];
+  const bases = [...(session.urls || [])].sort((a, b) => (a.rank ?? 0) - (b.rank ?? 0));
+  for (const b of bases) {
+    try {
+      const origin = new URL(b.url, location.href).origin;
+      const href = origin + first.pathname + first.search;
+      if (!list.includes(href)) list.push(href);
+    } catch { /* malformed base: skip it */ }
+  }
+  return list;
+}
+
+function qualityName(height) {
+  if (!height) return 'Auto';
+  return height >= 2160 ? `${height}p 4K` : `${height}p`;
+}
+
+// ---------------------------------------------------------------------------
+// 8. Boot
+// ---------------------------------------------------------------------------
+
+async function boot() {
+  history.scrollRestoration = 'manual';
+  if (!history.state || typeof history.state.idx !== 'number') history.replaceState({ idx: 0 }, '');
+  setupHeader();
+  interceptLinks();
+  try {
+    state.me = await api('GET', '/api/v1/me');
+  } catch (err) {
+    state.me = null;
+    if (err.status !== 401) toast(err.message);
+  }
+  await render();
+}
+
+boot();
