@@ -1,0 +1,167 @@
+//! `kill -9` during a burst of sign-ups and heartbeats, then restart: every
+//! write the server acknowledged is still there.
+//!
+//! Runs the real binary (`reel up`) on loopback with its embedded database.
+//! The demo video is cached under the target directory so only the first run
+//! of the test suite spends time generating it.
+
+use serde_json::{json, Value};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const PASSWORD: &str = "correct horse battery 9";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// The server process; killed when dropped, so a failed assertion leaves no process behind.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start(data: &std::path::Path, port: u16) -> Server {
+    let cache = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("reel-demo-cache");
+    Command::new(env!("CARGO_BIN_EXE_reel"))
+        .args(["up", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .arg(data)
+        .arg("--demo-cache")
+        .arg(cache)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map(Server)
+        .expect("spawn reel up")
+}
+
+async fn wait_healthy(http: &reqwest::Client, base: &str, server: &mut Server) {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        if let Ok(r) = http.get(format!("{base}/healthz")).send().await {
+            if r.status().is_success() {
+                return;
+            }
+        }
+        if let Ok(Some(status)) = server.0.try_wait() {
+            panic!("reel up exited early: {status}");
+        }
+        assert!(Instant::now() < deadline, "reel up not healthy within 300 s");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn post(http: &reqwest::Client, url: String, token: Option<&str>, body: Value) -> Option<Value> {
+    let mut req = http.post(url).json(&body).timeout(Duration::from_secs(20));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let res = req.send().await.ok()?;
+    if !res.status().is_success() {
+        return None;
+    }
+    res.json().await.ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_writes_survive_kill_9() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let mut child = start(data.path(), port);
+    wait_healthy(&http, &base, &mut child).await;
+
+    // A Premium account watching four titles on four profiles.
+    let signup = post(&http, format!("{base}/api/v1/accounts"), None,
+        json!({"email": "crash@example.com", "password": PASSWORD, "plan": "premium"})).await.expect("sign up");
+    let token = signup["token"].as_str().expect("token").to_string();
+    let mut profiles = vec![signup["profiles"][0]["id"].as_str().expect("profile").to_string()];
+    for i in 0..3 {
+        let p = post(&http, format!("{base}/api/v1/profiles"), Some(&token), json!({"name": format!("P{i}")})).await.expect("profile");
+        profiles.push(p["id"].as_str().expect("id").to_string());
+    }
+    let titles = ["demo-signal-fire", "demo-colony", "demo-rule-110", "demo-deep-zoom"];
+    let mut streams = Vec::new();
+    for (p, t) in profiles.iter().zip(titles) {
+        let s = post(&http, format!("{base}/api/v1/playback"), Some(&token), json!({"profile_id": p, "title_id": t})).await.expect("playback");
+        streams.push((p.clone(), t.to_string(), s["id"].as_str().expect("stream id").to_string()));
+    }
+
+    // The burst: sign-ups and heartbeats, recording what was acknowledged.
+    let acked_emails = Arc::new(Mutex::new(Vec::<String>::new()));
+    let acked_positions = Arc::new(Mutex::new(vec![0.0f64; streams.len()]));
+    let mut tasks = Vec::new();
+    for w in 0..2 {
+        let (http, base, acked) = (http.clone(), base.clone(), acked_emails.clone());
+        tasks.push(tokio::spawn(async move {
+            for i in 0..400 {
+                let email = format!("burst{w}-{i}@example.com");
+                let body = json!({"email": email, "password": PASSWORD, "plan": "basic"});
+                match post(&http, format!("{base}/api/v1/accounts"), None, body).await {
+                    Some(_) => acked.lock().expect("lock").push(email),
+                    None => return,
+                }
+            }
+        }));
+    }
+    for (i, (_, _, stream)) in streams.iter().enumerate() {
+        let (http, base, token, stream, acked) = (http.clone(), base.clone(), token.clone(), stream.clone(), acked_positions.clone());
+        tasks.push(tokio::spawn(async move {
+            // Positions rise and stay inside the 30 s demo titles.
+            for step in 1..2_900 {
+                let pos = step as f64 * 0.01;
+                match post(&http, format!("{base}/api/v1/playback/{stream}/heartbeat"), Some(&token), json!({"position_s": pos})).await {
+                    Some(_) => acked.lock().expect("lock")[i] = pos,
+                    None => return,
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    child.0.kill().expect("kill -9"); // SIGKILL on Unix: no shutdown path runs.
+    let _ = child.0.wait();
+    for t in tasks {
+        let _ = tokio::time::timeout(Duration::from_secs(30), t).await;
+    }
+    let emails = acked_emails.lock().expect("lock").clone();
+    let positions = acked_positions.lock().expect("lock").clone();
+    eprintln!("acknowledged before the kill: {} sign-ups; heartbeat positions {positions:?}", emails.len());
+    assert!(!emails.is_empty(), "the burst acknowledged some sign-ups before the kill");
+    assert!(positions.iter().all(|p| *p > 0.0), "the burst acknowledged heartbeats before the kill: {positions:?}");
+
+    // Restart on the same data directory.
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut child = start(data.path(), port);
+    wait_healthy(&http, &base, &mut child).await;
+    {
+        for email in &emails {
+            let r = post(&http, format!("{base}/api/v1/sessions"), None, json!({"email": email, "password": PASSWORD})).await;
+            assert!(r.is_some(), "acknowledged sign-up {email} was lost");
+        }
+        for ((profile, title, _), acked) in streams.iter().zip(&positions) {
+            let page: Value = http
+                .get(format!("{base}/api/v1/titles/{title}?profile={profile}"))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .expect("title page")
+                .json()
+                .await
+                .expect("json");
+            let stored = page["progress"]["position_s"].as_f64().unwrap_or(-1.0);
+            // JSON floats may round-trip one ulp apart.
+            assert!(stored + 1e-9 >= *acked, "{title}: acknowledged position {acked} but {stored} stored");
+        }
+    }
+    drop(child);
+}
