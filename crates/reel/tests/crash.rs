@@ -5,80 +5,22 @@
 //! The demo video is cached under the target directory so only the first run
 //! of the test suite spends time generating it.
 
+mod common;
+
+use common::{demo_cache, post, start, PASSWORD};
 use serde_json::{json, Value};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-
-const PASSWORD: &str = "correct horse battery 9";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
-}
-
-/// The server process; killed when dropped, so a failed assertion leaves no process behind.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start(data: &std::path::Path, port: u16) -> Server {
-    let cache = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("reel-demo-cache");
-    Command::new(env!("CARGO_BIN_EXE_reel"))
-        .args(["up", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
-        .arg(data)
-        .arg("--demo-cache")
-        .arg(cache)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map(Server)
-        .expect("spawn reel up")
-}
-
-async fn wait_healthy(http: &reqwest::Client, base: &str, server: &mut Server) {
-    let deadline = Instant::now() + Duration::from_secs(300);
-    loop {
-        if let Ok(r) = http.get(format!("{base}/healthz")).send().await {
-            if r.status().is_success() {
-                return;
-            }
-        }
-        if let Ok(Some(status)) = server.0.try_wait() {
-            panic!("reel up exited early: {status}");
-        }
-        assert!(Instant::now() < deadline, "reel up not healthy within 300 s");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-async fn post(http: &reqwest::Client, url: String, token: Option<&str>, body: Value) -> Option<Value> {
-    let mut req = http.post(url).json(&body).timeout(Duration::from_secs(20));
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    let res = req.send().await.ok()?;
-    if !res.status().is_success() {
-        return None;
-    }
-    res.json().await.ok()
-}
+use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_writes_survive_kill_9() {
     let data = tempfile::tempdir().expect("temp dir");
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
+    let dir = data.path().to_str().expect("utf-8 temp path").to_string();
+    let cache = demo_cache();
+    let args = ["up", "--data-dir", &dir, "--demo-cache", cache.to_str().expect("utf-8 cache path")];
     let http = reqwest::Client::new();
-    let mut child = start(data.path(), port);
-    wait_healthy(&http, &base, &mut child).await;
+    let mut child = start(&args).await;
+    let base = child.base.clone();
 
     // A Premium account watching four titles on four profiles.
     let signup = post(&http, format!("{base}/api/v1/accounts"), None,
@@ -127,8 +69,8 @@ async fn acknowledged_writes_survive_kill_9() {
         }));
     }
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    child.0.kill().expect("kill -9"); // SIGKILL on Unix: no shutdown path runs.
-    let _ = child.0.wait();
+    child.child.kill().expect("kill -9"); // SIGKILL on Unix: no shutdown path runs.
+    let _ = child.child.wait();
     for t in tasks {
         let _ = tokio::time::timeout(Duration::from_secs(30), t).await;
     }
@@ -139,10 +81,8 @@ async fn acknowledged_writes_survive_kill_9() {
     assert!(positions.iter().all(|p| *p > 0.0), "the burst acknowledged heartbeats before the kill: {positions:?}");
 
     // Restart on the same data directory.
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let mut child = start(data.path(), port);
-    wait_healthy(&http, &base, &mut child).await;
+    let child = start(&args).await;
+    let base = child.base.clone();
     {
         for email in &emails {
             let r = post(&http, format!("{base}/api/v1/sessions"), None, json!({"email": email, "password": PASSWORD})).await;
