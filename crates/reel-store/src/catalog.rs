@@ -184,6 +184,11 @@ impl Store {
 
     pub async fn update_title(&self, id: &str, patch: TitlePatch) -> Result<Title> {
         let mut tx = self.pool.begin().await?;
+        // Write first, so SQLite takes its write lock before the read (see playback.rs).
+        sqlx::query("UPDATE titles SET updated_ms = updated_ms WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         let row = sqlx::query(&format!("SELECT {TITLE_COLS} FROM titles WHERE id = $1"))
             .bind(id)
             .fetch_optional(&mut *tx)

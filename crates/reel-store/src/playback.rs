@@ -92,6 +92,11 @@ const COMPLETE_SHARE: f64 = 0.95;
 
 type Tx<'c> = sqlx::Transaction<'c, sqlx::Any>;
 
+// Every read-then-write transaction in this crate writes first: SQLite
+// refuses at once (no busy wait) a deferred transaction that read and then
+// tries to write while another connection writes, so taking the write lock up
+// front turns that failure into an ordinary wait.
+
 /// Takes the account's row lock (PostgreSQL) or the write lock (SQLite) so
 /// that counting and inserting streams cannot interleave between requests.
 async fn gate(tx: &mut Tx<'_>, account_id: &str) -> Result<()> {
@@ -280,6 +285,7 @@ impl Store {
     /// Stops a stream, freeing its slot, and saves the final position.
     pub async fn stop_stream(&self, account_id: &str, stream_id: &str, position_s: Option<f64>, now_ms: i64) -> Result<Stream> {
         let mut tx = self.pool.begin().await?;
+        gate(&mut tx, account_id).await?;
         let row = sqlx::query(&format!(
             "SELECT {STREAM_COLS} FROM streams WHERE id = $1 AND account_id = $2"
         ))

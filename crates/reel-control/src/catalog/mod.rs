@@ -35,6 +35,18 @@ pub(crate) async fn profile_of(state: &AppState, caller: &Caller, profile_id: &s
         .ok_or_else(|| ApiError::not_found("profile"))
 }
 
+/// A title's effective maturity level: an episode is also held to its
+/// series' rating.
+pub(crate) async fn rating_level(state: &AppState, title: &Title) -> ApiResult<u8> {
+    let mut level = title.maturity.level();
+    if let Some(parent) = &title.parent_id {
+        if let Some(series) = state.store.title(parent).await? {
+            level = level.max(series.maturity.level());
+        }
+    }
+    Ok(level)
+}
+
 /// Highest maturity level a profile may see.
 pub(crate) fn max_level(profile: Option<&Profile>) -> Option<u8> {
     profile.filter(|p| p.kids).map(|_| KIDS_MAX_LEVEL)
@@ -71,7 +83,7 @@ async fn title_page(
     };
     let title = state.store.title(&id).await?.ok_or_else(|| ApiError::not_found("title"))?;
     if let Some(level) = max_level(profile.as_ref()) {
-        if title.maturity.level() > level {
+        if rating_level(&state, &title).await? > level {
             return Err(ApiError::new(StatusCode::FORBIDDEN, "maturity", "this title is not available on a kids profile"));
         }
     }
@@ -271,7 +283,16 @@ async fn admin_update(
         year: req.year.map(check_year).transpose()?,
         maturity: req.maturity.as_deref().map(check_maturity).transpose()?,
         genres: req.genres.map(|gs| gs.iter().map(|g| slugify(g)).collect()),
-        duration_s: req.duration_s.filter(|d| (0.0..=86_400.0).contains(d)),
+        duration_s: req
+            .duration_s
+            .map(|d| {
+                if (0.0..=86_400.0).contains(&d) {
+                    Ok(d)
+                } else {
+                    Err(ApiError::validation("duration_s must be between 0 and 86400"))
+                }
+            })
+            .transpose()?,
     };
     match state.store.update_title(&id, patch).await {
         Ok(t) => Ok(Json(card(&t))),

@@ -33,10 +33,11 @@ fn check_token(state: &AppState, token: &str, title: &str) -> ApiResult<Playback
     Ok(claims)
 }
 
-/// Height encoded in a rendition folder name: `720p` -> 720.
+/// Height encoded in a rendition folder name: `720p` -> 720. Anything but
+/// digits then `p` (`720p-old`, `720px`) is not a rendition folder.
 pub fn rendition_height(name: &str) -> Option<u32> {
-    let digits: String = name.chars().take_while(|c| c.is_ascii_digit()).collect();
-    if digits.is_empty() || !name[digits.len()..].starts_with('p') {
+    let digits = name.strip_suffix('p')?;
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
     digits.parse().ok()
@@ -121,6 +122,9 @@ mod tests {
         assert_eq!(rendition_height("p720"), None);
         assert_eq!(rendition_height("720"), None);
         assert_eq!(rendition_height(".."), None);
+        assert_eq!(rendition_height("720p-old"), None);
+        assert_eq!(rendition_height("720px"), None);
+        assert_eq!(rendition_height("p"), None);
     }
 
     #[test]

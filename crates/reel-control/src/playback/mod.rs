@@ -11,7 +11,7 @@ mod media;
 pub use media::media_routes;
 
 use crate::auth::Caller;
-use crate::catalog::{profile_of, max_level};
+use crate::catalog::{max_level, profile_of, rating_level};
 use crate::error::{check_id, ApiError, ApiResult, Json, Path};
 use crate::AppState;
 use axum::extract::State;
@@ -69,10 +69,9 @@ async fn start(State(state): State<AppState>, caller: Caller, Json(req): Json<Pl
         TitleKind::Series => next_episode(&state, &profile.id, &requested).await?,
         _ => requested.clone(),
     };
-    // The series' rating governs its episodes too.
-    let rating_level = requested.maturity.level().max(title.maturity.level());
+    // The series' rating governs its episodes too, also when an episode is requested directly.
     if let Some(level) = max_level(Some(&profile)) {
-        if rating_level > level {
+        if requested.maturity.level().max(rating_level(&state, &title).await?) > level {
             return Err(ApiError::new(StatusCode::FORBIDDEN, "maturity", "this title is not available on a kids profile"));
         }
     }
