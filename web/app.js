@@ -681,7 +681,7 @@ function hero(item, ctx) {
     })
     .catch(() => { /* the hero still works without the synopsis */ });
   return h('section', { class: 'hero', 'data-testid': 'hero', style: `--hue:${hueOf(item.id)}` },
-    h('img', { class: 'hero-art', src: item.artwork, alt: '', decoding: 'async', fetchpriority: 'high', onerror: hideBrokenImage }),
+    h('img', { class: 'hero-art', src: item.backdrop || item.artwork, alt: '', decoding: 'async', fetchpriority: 'high', onerror: hideBrokenImage }),
     h('div', { class: 'hero-shade' }),
     h('div', { class: 'hero-body' },
       h('h1', { class: 'hero-title' }, item.name),

@@ -65,7 +65,9 @@ fn is_color(s: &str) -> bool {
 }
 
 /// Draws a poster; colours that are not `#rrggbb` fall back to safe ones.
-pub fn render(name: &str, style: &Style) -> String {
+/// A backdrop (`with_name` false) leaves the name out, for pages that set it
+/// in type over the image.
+pub fn render(name: &str, style: &Style, with_name: bool) -> String {
     let pick = |c: &str, d: &'static str| if is_color(c) { c.to_string() } else { d.to_string() };
     let (from, to, accent) = (pick(&style.from, "#222222"), pick(&style.to, "#444444"), pick(&style.accent, "#e50914"));
     let shapes = match style.layout.as_str() {
@@ -90,6 +92,9 @@ pub fn render(name: &str, style: &Style) -> String {
         }
     }
     lines.truncate(3);
+    if !with_name {
+        lines.clear();
+    }
     let text: String = lines
         .iter()
         .enumerate()
@@ -101,14 +106,23 @@ pub fn render(name: &str, style: &Style) -> String {
          <defs><linearGradient id='g' x1='0' y1='0' x2='1' y2='1'><stop offset='0' stop-color='{from}'/>\
          <stop offset='1' stop-color='{to}'/></linearGradient></defs>\
          <rect width='1280' height='720' fill='url(#g)'/>{shapes}\
-         <rect x='72' y='{}' width='120' height='10' fill='{accent}'/>\
-         <text y='{y}' font-family='Helvetica, Arial, sans-serif' font-size='96' font-weight='800' fill='#fff'>{text}</text></svg>",
-        y - 120
+         {}<text y='{y}' font-family='Helvetica, Arial, sans-serif' font-size='96' font-weight='800' fill='#fff'>{text}</text></svg>",
+        if with_name { format!("<rect x='72' y='{}' width='120' height='10' fill='{accent}'/>", y - 120) } else { String::new() }
     )
 }
 
-/// `GET /api/v1/titles/{id}/artwork/{variant}.svg`: public, cacheable.
-pub async fn artwork(State(state): State<AppState>, Path((id, file)): Path<(String, String)>) -> ApiResult<Response> {
+#[derive(serde::Deserialize)]
+pub struct ArtworkQuery {
+    #[serde(default)]
+    backdrop: bool,
+}
+
+/// `GET /api/v1/titles/{id}/artwork/{variant}.svg[?backdrop=true]`: public, cacheable.
+pub async fn artwork(
+    State(state): State<AppState>,
+    Path((id, file)): Path<(String, String)>,
+    crate::error::Query(q): crate::error::Query<ArtworkQuery>,
+) -> ApiResult<Response> {
     check_id(&id, "title")?;
     let variant = file.strip_suffix(".svg").ok_or_else(|| ApiError::not_found("artwork"))?;
     check_id(variant, "artwork")?;
@@ -122,7 +136,7 @@ pub async fn artwork(State(state): State<AppState>, Path((id, file)): Path<(Stri
         .ok_or_else(|| ApiError::not_found("artwork"))?;
     Ok((
         [(header::CONTENT_TYPE, "image/svg+xml"), (header::CACHE_CONTROL, "public, max-age=3600")],
-        render(&title.name, &style),
+        render(&title.name, &style, !q.backdrop),
     )
         .into_response())
 }
@@ -141,8 +155,9 @@ mod tests {
             accent: String::new(),
             layout: String::new(),
         });
-        let svg = render("Tom & <Jerry>", &style);
+        let svg = render("Tom & <Jerry>", &style, true);
         assert!(svg.contains("Tom &amp; &lt;Jerry&gt;"));
         assert!(!svg.contains("<Jerry>"));
+        assert!(!render("Tom", &style, false).contains("Tom"), "backdrops carry no name");
     }
 }

@@ -62,6 +62,7 @@ pub(crate) fn card(t: &Title) -> Value {
         "id": t.id, "name": t.name, "kind": t.kind, "year": t.year,
         "maturity": t.maturity, "genres": t.genres, "duration_s": t.duration_s,
         "synopsis": t.synopsis, "artwork": artwork_url(&t.id, "a"),
+        "backdrop": format!("{}?backdrop=true", artwork_url(&t.id, "a")),
     })
 }
 
@@ -87,13 +88,15 @@ async fn title_page(
             return Err(ApiError::new(StatusCode::FORBIDDEN, "maturity", "this title is not available on a kids profile"));
         }
     }
-    let artwork: Vec<Value> = state
-        .store
-        .artwork(&id)
-        .await?
-        .into_iter()
-        .map(|a| json!({"variant": a.variant, "url": artwork_url(&id, &a.variant)}))
-        .collect();
+    let mut artwork = vec![json!({"variant": "backdrop", "url": format!("{}?backdrop=true", artwork_url(&id, "a"))})];
+    artwork.extend(
+        state
+            .store
+            .artwork(&id)
+            .await?
+            .into_iter()
+            .map(|a| json!({"variant": a.variant, "url": artwork_url(&id, &a.variant)})),
+    );
     let mut seasons: Vec<Value> = Vec::new();
     let mut episode_ids = Vec::new();
     if title.kind == TitleKind::Series {
