@@ -143,3 +143,20 @@ mod tests {
         assert_eq!(request_token(&h).as_deref(), Some("rs_xyz"));
     }
 }
+
+/// The client's address as the socket saw it. Forwarded headers are not
+/// trusted (a client could set them); behind a proxy, all clients share its
+/// address, which steering and the per-address sign-in limit then see.
+pub struct ClientAddr(pub Option<std::net::IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let addr = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip());
+        Ok(ClientAddr(addr))
+    }
+}

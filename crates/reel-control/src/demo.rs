@@ -164,3 +164,44 @@ pub async fn ensure_demo_catalog(
 pub fn artwork_styles(name: &str) -> Vec<(String, String)> {
     crate::artwork::default_styles(name)
 }
+
+/// The demo fleet: two regions of two sites, one appliance per site. Site
+/// prefixes map loopback clients to sites: 127.0.1.0/24 to the first, etc.
+pub const DEMO_FLEET: [(&str, &str, &str, &str, &str); 4] = [
+    // (site id, site name, region, client prefix, appliance id)
+    ("use1", "US East 1", "us-east", "127.0.1.0/24", "oca-use1-01"),
+    ("use2", "US East 2", "us-east", "127.0.2.0/24", "oca-use2-01"),
+    ("euw1", "EU West 1", "eu-west", "127.0.3.0/24", "oca-euw1-01"),
+    ("euw2", "EU West 2", "eu-west", "127.0.4.0/24", "oca-euw2-01"),
+];
+
+/// Records the demo fleet's sites and appliances, with the URLs the
+/// appliances listen on in this run.
+pub async fn ensure_demo_fleet(store: &Store, urls: &[(String, String)]) -> Result<(), DemoError> {
+    for (site, name, region, prefix, appliance) in DEMO_FLEET {
+        store
+            .upsert_site(&reel_store::Site {
+                id: site.into(),
+                name: name.into(),
+                region: region.into(),
+                location: format!("loopback {prefix}"),
+                prefixes: vec![prefix.into()],
+            })
+            .await?;
+        if let Some((_, url)) = urls.iter().find(|(id, _)| id == appliance) {
+            store
+                .upsert_appliance(&reel_store::Appliance {
+                    id: appliance.into(),
+                    serial: format!("DEMO-{}", appliance.to_uppercase()),
+                    site_id: site.into(),
+                    model: "demo-loopback".into(),
+                    state: "active".into(),
+                    base_url: url.clone(),
+                    last_report_ms: None,
+                    report: "{}".into(),
+                })
+                .await?;
+        }
+    }
+    Ok(())
+}

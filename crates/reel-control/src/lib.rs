@@ -22,6 +22,7 @@ mod auth;
 mod catalog;
 pub mod demo;
 mod error;
+pub mod fleet;
 mod home;
 mod openapi;
 mod playback;
@@ -109,6 +110,7 @@ pub fn app(state: AppState) -> Router {
         .merge(catalog::routes())
         .merge(home::routes())
         .merge(playback::routes())
+        .merge(fleet::routes())
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such API route") });
     Router::new()
         .route("/healthz", get(healthz))

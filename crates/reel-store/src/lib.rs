@@ -16,9 +16,11 @@
 
 mod accounts;
 mod catalog;
+mod fleet;
 mod playback;
 
 pub use accounts::{Account, NewAccount, Profile};
+pub use fleet::{Appliance, Site, APPLIANCE_STATES};
 pub use catalog::{Artwork, Genre, NewTitle, Rendition, Title, TitleFilter, TitlePatch};
 pub use playback::{Progress, Stream, StreamStart, ViewingEvent};
 

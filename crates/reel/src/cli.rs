@@ -33,6 +33,60 @@ enum Command {
     /// Manage accounts.
     #[command(subcommand)]
     Accounts(AccountsCommand),
+    /// Run an edge appliance: serves media from its own cache, filling misses from upstream.
+    Edge(EdgeArgs),
+    /// Explain steering decisions.
+    #[command(subcommand)]
+    Steer(SteerCommand),
+}
+
+#[derive(Args)]
+struct EdgeArgs {
+    /// Address to listen on; port 0 picks a free one (printed as "listening on ADDR").
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: SocketAddr,
+    /// This appliance's id in the inventory.
+    #[arg(long)]
+    appliance_id: String,
+    /// The cache directory.
+    #[arg(long)]
+    cache_dir: PathBuf,
+    /// Cache size in bytes.
+    #[arg(long, default_value_t = 512 * 1024 * 1024)]
+    cache_bytes: u64,
+    /// Where misses are filled from: a parent appliance or the origin (http://host:port).
+    #[arg(long)]
+    upstream: String,
+    /// The control plane to report health to.
+    #[arg(long)]
+    control_url: Option<String>,
+    /// File holding the fleet key (base64), shared with the control plane at provisioning.
+    #[arg(long)]
+    key_file: PathBuf,
+    /// Exit when the process that started this one exits (used by `reel up`).
+    #[arg(long, hide = true)]
+    exit_with_parent: bool,
+}
+
+#[derive(Subcommand)]
+enum SteerCommand {
+    /// Print the ranking of delivery URLs for a client and a title, with the reason for each place.
+    Explain {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The client's address, e.g. 127.0.2.9.
+        #[arg(long)]
+        client: std::net::IpAddr,
+        /// The title (id) to play.
+        #[arg(long)]
+        title: String,
+        /// The origin's URL, listed last.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        origin: String,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Args, Clone)]
@@ -89,6 +143,9 @@ struct UpArgs {
     /// Keep generated demo video here and reuse it for other data directories.
     #[arg(long, env = "REEL_DEMO_CACHE")]
     demo_cache: Option<PathBuf>,
+    /// Do not start the demo fleet of edge appliances.
+    #[arg(long)]
+    no_fleet: bool,
 }
 
 #[derive(Subcommand)]
@@ -170,6 +227,31 @@ pub async fn run(cli: Cli) -> Result<()> {
             serve(args, store).await
         }
         Command::Catalog(cmd) => catalog(cmd).await,
+        Command::Edge(args) => edge(args).await,
+        Command::Steer(SteerCommand::Explain { store, client, title, origin, json }) => {
+            let store = store.open().await?;
+            if store.title(&title).await?.is_none() {
+                bail!("no title {title:?}: list them with `reel catalog list`");
+            }
+            let d = reel_control::fleet::decide(&store, client, &title, &origin).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&d)?);
+                return Ok(());
+            }
+            println!(
+                "client {client}: site {}, region {}",
+                d.client_site.as_deref().unwrap_or("(none matches)"),
+                d.client_region.as_deref().unwrap_or("(none)")
+            );
+            for p in &d.places {
+                let who = p.appliance_id.as_deref().unwrap_or("origin");
+                println!("{:>2}. {:<14} {:<28} {:?}: {}", p.rank, who, p.url, p.tier, p.reasons.join("; "));
+            }
+            for (id, why) in &d.excluded {
+                println!(" -  {id:<14} left out: {why}");
+            }
+            Ok(())
+        }
         Command::Accounts(AccountsCommand::Promote { store, email, viewer }) => {
             let store = store.open().await?;
             let role = if viewer { Role::Viewer } else { Role::Admin };
@@ -209,7 +291,90 @@ async fn up(args: UpArgs) -> Result<()> {
         .context("cannot create the demo catalog")?;
         bar.finish_with_message("ready");
     }
-    serve(args.serve, store).await
+    let listener = bind(&args.serve).await?;
+    let local = listener.local_addr().context("listener has no address")?;
+    // Appliances fill from and report to this node.
+    let _fleet = if args.no_fleet {
+        None
+    } else {
+        use base64::Engine;
+        let key = reel_control::token_key(&store).await.context("cannot load the fleet key")?;
+        let key_b64 = base64::engine::general_purpose::STANDARD.encode(key.as_bytes());
+        let upstream = format!("http://{local}");
+        let fleet = crate::fleet::start(&args.serve.store.data_dir, &key_b64, &upstream).await?;
+        reel_control::demo::ensure_demo_fleet(&store, &fleet.urls).await.context("cannot record the demo fleet")?;
+        for (id, url) in &fleet.urls {
+            tracing::info!(message = "appliance up", appliance = %id, url = %url);
+        }
+        Some(fleet)
+    };
+    serve_on(listener, args.serve, store).await
+}
+
+async fn bind(args: &ServeArgs) -> Result<tokio::net::TcpListener> {
+    std::fs::create_dir_all(&args.store.data_dir).ok();
+    tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (in use? pick another with --listen)", args.listen))
+}
+
+async fn edge(args: EdgeArgs) -> Result<()> {
+    init_logging();
+    let raw = std::fs::read_to_string(&args.key_file).with_context(|| format!("cannot read the key file {}", args.key_file.display()))?;
+    let key = {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD
+            .decode(raw.trim())
+            .ok()
+            .and_then(reel_domain::TokenKey::new)
+            .context("the key file must hold at least 32 bytes, base64-encoded")?
+    };
+    if !reel_domain::is_valid_id(&args.appliance_id) {
+        bail!("--appliance-id may hold letters, digits, '-' and '_' only");
+    }
+    let edge = reel_edge::Edge::open(reel_edge::EdgeConfig {
+        appliance_id: args.appliance_id.clone(),
+        cache_dir: args.cache_dir.clone(),
+        cache_bytes: args.cache_bytes,
+        upstream: args.upstream.clone(),
+        key,
+        control_url: args.control_url.clone(),
+        report_interval: std::time::Duration::from_millis(reel_control::fleet::REPORT_INTERVAL_MS as u64),
+    })
+    .with_context(|| format!("cannot open the cache in {}", args.cache_dir.display()))?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let local = listener.local_addr()?;
+    {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "listening on {local}")?;
+        out.flush()?;
+    }
+    tokio::spawn(reel_edge::report_loop(edge.clone()));
+    let exit_with_parent = args.exit_with_parent;
+    let stop = async move {
+        if exit_with_parent {
+            #[cfg(unix)]
+            {
+                let parent = std::os::unix::process::parent_id();
+                let orphaned = async move {
+                    loop {
+                        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                        if std::os::unix::process::parent_id() != parent {
+                            return;
+                        }
+                    }
+                };
+                tokio::select! { _ = shutdown_signal() => {}, _ = orphaned => {} }
+                return;
+            }
+        }
+        shutdown_signal().await
+    };
+    reel_edge::serve(listener, edge, stop).await.context("appliance failed")?;
+    Ok(())
 }
 
 fn origin_dir(args: &ServeArgs) -> PathBuf {
@@ -217,9 +382,11 @@ fn origin_dir(args: &ServeArgs) -> PathBuf {
 }
 
 async fn serve(args: ServeArgs, store: Store) -> Result<()> {
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("cannot listen on {} (in use? pick another with --listen)", args.listen))?;
+    let listener = bind(&args).await?;
+    serve_on(listener, args, store).await
+}
+
+async fn serve_on(listener: tokio::net::TcpListener, args: ServeArgs, store: Store) -> Result<()> {
     let local = listener.local_addr().context("listener has no address")?;
     let mut config = reel_control::Config::new(origin_dir(&args));
     config.public_url = args.public_url.clone().unwrap_or_else(|| format!("http://{local}"));

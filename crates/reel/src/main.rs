@@ -2,6 +2,7 @@
 //! wires the libraries together; the work happens in the crates it calls.
 
 mod cli;
+mod fleet;
 
 use clap::Parser;
 

@@ -1,9 +1,9 @@
 //! Sign-up, sign-in, sign-out and profiles.
 
-use crate::auth::{self, Caller};
+use crate::auth::{self, Caller, ClientAddr};
 use crate::error::{check_id, ApiError, ApiResult, Json, Path};
 use crate::AppState;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, patch, post};
@@ -12,7 +12,6 @@ use reel_domain::{Plan, Role};
 use reel_store::{NewAccount, StoreError};
 use serde::Deserialize;
 use serde_json::json;
-use std::net::SocketAddr;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -140,20 +139,6 @@ async fn sign_up(State(state): State<AppState>, Json(req): Json<SignUp>) -> ApiR
     ))
 }
 
-/// The client's address as the socket saw it. Forwarded headers are not
-/// trusted (a client could set them); behind a proxy, all clients share its
-/// address and the per-email limit still applies.
-struct ClientAddr(String);
-
-impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientAddr {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let addr = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string());
-        Ok(ClientAddr(addr.unwrap_or_else(|| "unknown".into())))
-    }
-}
-
 async fn sign_in(
     State(state): State<AppState>,
     ClientAddr(addr): ClientAddr,
@@ -166,7 +151,7 @@ async fn sign_in(
     let now = reel_domain::now_ms();
     let since = now - state.config.signin_window.as_millis() as i64;
     let by_email = format!("email:{email}");
-    let by_addr = format!("addr:{addr}");
+    let by_addr = format!("addr:{}", addr.map(|a| a.to_string()).unwrap_or_else(|| "unknown".into()));
     let max = state.config.signin_max_failures;
     if state.store.signin_failures_since(&by_email, since).await? >= max
         || state.store.signin_failures_since(&by_addr, since).await? >= max * 4

@@ -61,7 +61,12 @@ fn stale_before(state: &AppState, now_ms: i64) -> i64 {
     now_ms - state.config.stream_stale_after.as_millis() as i64
 }
 
-async fn start(State(state): State<AppState>, caller: Caller, Json(req): Json<PlaybackRequest>) -> ApiResult<Response> {
+async fn start(
+    State(state): State<AppState>,
+    caller: Caller,
+    crate::auth::ClientAddr(client): crate::auth::ClientAddr,
+    Json(req): Json<PlaybackRequest>,
+) -> ApiResult<Response> {
     let profile = profile_of(&state, &caller, &req.profile_id).await?;
     check_id(&req.title_id, "title")?;
     let requested = state.store.title(&req.title_id).await?.ok_or_else(|| ApiError::not_found("title"))?;
@@ -133,6 +138,21 @@ async fn start(State(state): State<AppState>, caller: Caller, Json(req): Json<Pl
     });
     let hls = format!("/media/{token}/{}/master.m3u8", title.id);
     let origin = &state.config.public_url;
+    let client = client.unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]));
+    let decision = crate::fleet::decide(&state.store, client, &title.id, origin).await?;
+    let urls: Vec<serde_json::Value> = decision
+        .places
+        .iter()
+        .map(|p| {
+            json!({"url": p.url, "rank": p.rank, "kind": if p.appliance_id.is_some() { "appliance" } else { "origin" },
+                   "appliance_id": p.appliance_id, "site_id": p.site_id, "hls": format!("{}{hls}", p.url)})
+        })
+        .collect();
+    // The best place's manifest; a relative path when that is this node.
+    let primary = match decision.places.first() {
+        Some(p) if p.appliance_id.is_some() => format!("{}{hls}", p.url),
+        _ => hls.clone(),
+    };
     let body = json!({
         "id": stream.id,
         "token": token,
@@ -141,8 +161,8 @@ async fn start(State(state): State<AppState>, caller: Caller, Json(req): Json<Pl
         "title": {"id": title.id, "name": title.name, "duration_s": title.duration_s,
                   "series_id": title.parent_id, "season_number": title.season_number,
                   "episode_number": title.episode_number},
-        "manifests": {"hls": hls},
-        "urls": [{"url": origin, "kind": "origin", "rank": 1, "hls": format!("{origin}{hls}")}],
+        "manifests": {"hls": primary},
+        "urls": urls,
         "renditions": renditions.iter().map(|r| json!({"name": r.name, "width": r.width, "height": r.height, "bandwidth": r.bandwidth})).collect::<Vec<_>>(),
         "max_height": plan.max_height(),
         "heartbeat_interval_s": 5,

@@ -1,0 +1,96 @@
+//! The delivery fleet as the control plane sees it: appliances' signed health
+//! reports come in here, and steering decisions are made from them.
+
+use crate::error::{ApiError, ApiResult};
+use crate::AppState;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, post};
+use axum::Router;
+use reel_steering::{steer, ApplianceInfo, SiteInfo, SteeringDecision};
+use reel_store::{Store, StoreError};
+use serde_json::{json, Value};
+use std::net::IpAddr;
+
+/// How often appliances report; three missed reports make one unhealthy.
+pub const REPORT_INTERVAL_MS: i64 = 2_000;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/fleet/reports", post(report))
+        .route("/fleet/appliances", get(list))
+}
+
+/// `POST /api/v1/fleet/reports`: an appliance's report, signed with the fleet key.
+async fn report(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> ApiResult<StatusCode> {
+    let sig = headers.get("x-reel-signature").and_then(|v| v.to_str().ok()).unwrap_or("");
+    if !state.token_key.verify_bytes(&body, sig) {
+        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "bad_signature", "the report is not signed with the fleet key"));
+    }
+    let v: Value = serde_json::from_slice(&body).map_err(|_| ApiError::validation("the report must be JSON"))?;
+    let id = v["appliance_id"].as_str().filter(|s| reel_domain::is_valid_id(s)).ok_or_else(|| ApiError::validation("appliance_id is missing"))?;
+    match state.store.record_appliance_report(id, &v.to_string(), reel_domain::now_ms()).await {
+        Ok(()) => Ok(StatusCode::NO_CONTENT),
+        Err(StoreError::NotFound) => Err(ApiError::not_found("appliance")),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `GET /api/v1/fleet/appliances` (admin): every appliance with its health.
+async fn list(State(state): State<AppState>, _admin: crate::auth::Admin) -> ApiResult<crate::error::Json<Value>> {
+    let now = reel_domain::now_ms();
+    let appliances: Vec<Value> = state
+        .store
+        .appliances()
+        .await?
+        .into_iter()
+        .map(|a| {
+            let report: Value = serde_json::from_str(&a.report).unwrap_or(Value::Null);
+            json!({"id": a.id, "serial": a.serial, "site_id": a.site_id, "model": a.model, "state": a.state,
+                   "base_url": a.base_url, "healthy": is_healthy(a.last_report_ms, now),
+                   "last_report_ms": a.last_report_ms, "report": report})
+        })
+        .collect();
+    Ok(crate::error::Json(json!({ "appliances": appliances })))
+}
+
+fn is_healthy(last_report_ms: Option<i64>, now_ms: i64) -> bool {
+    last_report_ms.is_some_and(|t| now_ms - t <= 3 * REPORT_INTERVAL_MS)
+}
+
+/// The steering decision for `client` and `title_id`, from the fleet's
+/// current state in the store. Used by playback and by `reel steer explain`.
+pub async fn decide(store: &Store, client: IpAddr, title_id: &str, origin_url: &str) -> Result<SteeringDecision, StoreError> {
+    let now = reel_domain::now_ms();
+    let sites: Vec<SiteInfo> = store
+        .sites()
+        .await?
+        .into_iter()
+        .map(|s| SiteInfo {
+            prefixes: s.prefixes.iter().filter_map(|p| p.parse().ok()).collect(),
+            id: s.id,
+            name: s.name,
+            region: s.region,
+        })
+        .collect();
+    let appliances: Vec<ApplianceInfo> = store
+        .appliances()
+        .await?
+        .into_iter()
+        .map(|a| {
+            let report: Value = serde_json::from_str(&a.report).unwrap_or(Value::Null);
+            let holds = report["titles"].as_array().map(|ts| ts.iter().any(|t| t.as_str() == Some(title_id)));
+            ApplianceInfo {
+                active: a.state == "active",
+                healthy: is_healthy(a.last_report_ms, now),
+                load: report["load"].as_f64().unwrap_or(0.0),
+                holds_title: holds,
+                id: a.id,
+                site_id: a.site_id,
+                base_url: a.base_url,
+            }
+        })
+        .collect();
+    Ok(steer(client, &sites, &appliances, origin_url))
+}

@@ -1,0 +1,181 @@
+//! The appliance's HTTP surface: the same media URLs as the origin
+//! (`/media/<token>/<title>/...`), so a player can fail over between them.
+
+use crate::{Counters, Edge};
+use axum::body::Body;
+use axum::extract::{Path, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use reel_domain::{PlaybackClaims, TokenError};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tower::ServiceExt;
+
+fn error(status: StatusCode, code: &str, message: &str) -> Response {
+    let body = serde_json::json!({"error": {"code": code, "message": message}});
+    (status, [(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")], axum::Json(body)).into_response()
+}
+
+pub fn router(edge: Arc<Edge>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }))
+        .route("/media/{token}/{title}/master.m3u8", get(master))
+        .route("/media/{token}/{title}/{rendition}/{file}", get(object))
+        .fallback(|| async { error(StatusCode::NOT_FOUND, "not_found", "no such path on this appliance") })
+        .layer(tower_http::cors::CorsLayer::new().allow_origin(tower_http::cors::Any).allow_headers(tower_http::cors::Any))
+        .with_state(edge)
+}
+
+/// Serves until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    edge: Arc<Edge>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(edge).into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+fn safe_part(p: &str) -> bool {
+    !p.is_empty() && p.len() <= 64 && !p.starts_with('.') && p.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+}
+
+fn rendition_height(name: &str) -> Option<u32> {
+    let digits = name.strip_suffix('p')?;
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+fn check(edge: &Edge, token: &str, title: &str) -> Result<PlaybackClaims, Response> {
+    if !reel_domain::is_valid_id(title) {
+        return Err(error(StatusCode::NOT_FOUND, "not_found", "no such title"));
+    }
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+    let claims = edge.config.key.verify(token, now).map_err(|e| match e {
+        TokenError::Expired => error(StatusCode::FORBIDDEN, "token_expired", "the playback token has expired"),
+        _ => error(StatusCode::FORBIDDEN, "bad_token", "the playback token is not valid"),
+    })?;
+    if claims.tid != title {
+        return Err(error(StatusCode::FORBIDDEN, "bad_token", "the playback token is for another title"));
+    }
+    Ok(claims)
+}
+
+fn upstream_failed(edge: &Edge, e: crate::EdgeError) -> Response {
+    Counters::add(&edge.counters.errors, 1);
+    tracing::warn!(message = "fill failed", error = %e);
+    error(StatusCode::BAD_GATEWAY, "upstream_failed", "this appliance could not fetch the object; try the next URL")
+}
+
+/// The master playlist, cut to the renditions the token's plan allows.
+async fn master(State(edge): State<Arc<Edge>>, Path((token, title)): Path<(String, String)>) -> Response {
+    Counters::add(&edge.counters.requests, 1);
+    let claims = match check(&edge, &token, &title) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let path = match edge.ensure(&format!("{title}/master.m3u8")).await {
+        Ok(p) => p,
+        Err(e) => return upstream_failed(&edge, e),
+    };
+    let Ok(full) = tokio::fs::read_to_string(&path).await else {
+        return error(StatusCode::BAD_GATEWAY, "upstream_failed", "the cached playlist is unreadable");
+    };
+    let filtered = filter_master(&full, claims.mh);
+    Counters::add(&edge.counters.bytes_served, filtered.len() as u64);
+    (
+        [
+            (header::CONTENT_TYPE, "application/vnd.apple.mpegurl"),
+            (header::CACHE_CONTROL, "private, no-cache"),
+        ],
+        filtered,
+    )
+        .into_response()
+}
+
+/// Keeps the variants whose height is within `max_height`.
+pub fn filter_master(full: &str, max_height: u32) -> String {
+    let mut out = String::new();
+    let mut skip_next_uri = false;
+    for line in full.lines() {
+        if let Some(attrs) = line.strip_prefix("#EXT-X-STREAM-INF:") {
+            let height = attrs
+                .split(',')
+                .find_map(|a| a.strip_prefix("RESOLUTION="))
+                .and_then(|r| r.split_once('x'))
+                .and_then(|(_, h)| h.parse::<u32>().ok());
+            skip_next_uri = height.is_some_and(|h| h > max_height);
+            if skip_next_uri {
+                continue;
+            }
+        } else if !line.starts_with('#') && !line.trim().is_empty() && skip_next_uri {
+            skip_next_uri = false;
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+async fn object(
+    State(edge): State<Arc<Edge>>,
+    Path((token, title, rendition, file)): Path<(String, String, String, String)>,
+    req: Request,
+) -> Response {
+    Counters::add(&edge.counters.requests, 1);
+    let claims = match check(&edge, &token, &title) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let Some(height) = rendition_height(&rendition) else {
+        return error(StatusCode::NOT_FOUND, "not_found", "no such rendition");
+    };
+    if height > claims.mh {
+        return error(StatusCode::FORBIDDEN, "quality_cap", "the plan does not include this quality");
+    }
+    let mime = match file.rsplit_once('.').map(|(_, ext)| ext) {
+        Some("m3u8") => "application/vnd.apple.mpegurl",
+        Some("m4s") => "video/iso.segment",
+        Some("mp4") => "video/mp4",
+        _ => return error(StatusCode::NOT_FOUND, "not_found", "no such file"),
+    };
+    if !safe_part(&file) {
+        return error(StatusCode::NOT_FOUND, "not_found", "no such file");
+    }
+    let path = match edge.ensure(&format!("{title}/{rendition}/{file}")).await {
+        Ok(p) => p,
+        Err(e) => return upstream_failed(&edge, e),
+    };
+    let mut res = match tower_http::services::ServeFile::new(path).oneshot(req).await {
+        Ok(r) => r.map(Body::new),
+        Err(_) => return error(StatusCode::INTERNAL_SERVER_ERROR, "internal", "cannot read the cached file"),
+    };
+    if let Some(len) = res.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok()) {
+        Counters::add(&edge.counters.bytes_served, len);
+    }
+    let h = res.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(mime));
+    let cache = if file.ends_with(".m3u8") { "private, max-age=10" } else { "private, max-age=86400, immutable" };
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    if let Ok(v) = HeaderValue::from_str(&edge.config.appliance_id) {
+        h.insert("x-reel-appliance", v);
+    }
+    res
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn master_filtering() {
+        let full = "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1,RESOLUTION=1920x1080\n1080p/index.m3u8\n#EXT-X-STREAM-INF:BANDWIDTH=1,RESOLUTION=1280x720\n720p/index.m3u8\n";
+        let cut = super::filter_master(full, 720);
+        assert!(cut.contains("720p/index.m3u8"));
+        assert!(!cut.contains("1080"));
+    }
+}

@@ -1,0 +1,235 @@
+//! The appliance against a real origin (the control plane on SQLite, with a
+//! packaged title on disk), over real HTTP on loopback.
+
+use reel_domain::{Maturity, PlaybackClaims, TitleKind, TokenKey};
+use reel_edge::{Edge, EdgeConfig};
+use reel_store::{NewTitle, Rendition, Store};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+const SEGMENT: usize = 300_000;
+
+struct Rig {
+    origin: String,
+    edge: String,
+    edge_state: Arc<Edge>,
+    key: TokenKey,
+    origin_media_requests: Arc<AtomicUsize>,
+    origin_shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    _dir: tempfile::TempDir,
+}
+
+fn segment_bytes(n: u8) -> Vec<u8> {
+    (0..SEGMENT).map(|i| (i as u8).wrapping_mul(31).wrapping_add(n)).collect()
+}
+
+async fn rig(cache_bytes: u64) -> Rig {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Store::open_in_dir(&dir.path().join("data")).await.expect("store");
+    store
+        .create_title(NewTitle {
+            id: Some("film".into()),
+            kind: TitleKind::Movie,
+            parent_id: None,
+            season_number: None,
+            episode_number: None,
+            name: "Film".into(),
+            synopsis: String::new(),
+            year: 2024,
+            maturity: Maturity::Pg,
+            duration_s: 8.0,
+            genres: vec![],
+            artwork: vec![],
+            created_ms: None,
+        })
+        .await
+        .expect("title");
+    let mut renditions = Vec::new();
+    for (name, h) in [("1080p", 1080), ("720p", 720)] {
+        let rdir = dir.path().join("origin/film").join(name);
+        std::fs::create_dir_all(&rdir).expect("dirs");
+        std::fs::write(rdir.join("index.m3u8"), "#EXTM3U\n#EXT-X-MAP:URI=\"init.mp4\"\n#EXTINF:4,\nseg_000.m4s\n#EXT-X-ENDLIST\n").expect("playlist");
+        std::fs::write(rdir.join("init.mp4"), vec![7u8; 2000]).expect("init");
+        for n in 0..4u8 {
+            std::fs::write(rdir.join(format!("seg_00{n}.m4s")), segment_bytes(n)).expect("segment");
+        }
+        renditions.push(Rendition {
+            name: name.into(),
+            width: h * 16 / 9,
+            height: h,
+            bandwidth: 1_000_000,
+            average_bandwidth: 900_000,
+            codecs: "avc1.64001f,mp4a.40.2".into(),
+            playlist: format!("{name}/index.m3u8"),
+        });
+    }
+    store.set_renditions("film", &renditions).await.expect("renditions");
+
+    // The origin: the real control plane, with a layer counting media fetches.
+    let state = reel_control::AppState::new(store, reel_control::Config::new(dir.path().join("origin"))).await.expect("state");
+    let key = state.token_key.clone();
+    let counter = Arc::new(AtomicUsize::new(0));
+    let seen = counter.clone();
+    let app = reel_control::app(state).layer(axum::middleware::from_fn(move |req: axum::extract::Request, next: axum::middleware::Next| {
+        let seen = seen.clone();
+        async move {
+            if req.uri().path().starts_with("/media/") {
+                seen.fetch_add(1, Ordering::SeqCst);
+                // Slow enough that concurrent misses overlap.
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            next.run(req).await
+        }
+    }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind origin");
+    let origin = format!("http://{}", listener.local_addr().expect("addr"));
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).with_graceful_shutdown(async { let _ = rx.await; }).await;
+    });
+
+    let edge_state = Edge::open(EdgeConfig {
+        appliance_id: "oca-test-01".into(),
+        cache_dir: dir.path().join("cache"),
+        cache_bytes,
+        upstream: origin.clone(),
+        key: key.clone(),
+        control_url: None,
+        report_interval: Duration::from_secs(2),
+    })
+    .expect("edge");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind edge");
+    let edge = format!("http://{}", listener.local_addr().expect("addr"));
+    let serving = edge_state.clone();
+    tokio::spawn(async move {
+        let _ = reel_edge::serve(listener, serving, std::future::pending()).await;
+    });
+    Rig { origin, edge, edge_state, key, origin_media_requests: counter, origin_shutdown: Some(tx), _dir: dir }
+}
+
+fn token(key: &TokenKey, title: &str, mh: u32, exp_in: i64) -> String {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+    key.sign(&PlaybackClaims { sid: "str_test".into(), tid: title.into(), mh, exp: now + exp_in })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_concurrent_misses_make_one_origin_fetch() {
+    let rig = rig(64 << 20).await;
+    let url = format!("{}/media/{}/film/720p/seg_001.m4s", rig.edge, token(&rig.key, "film", 1080, 600));
+    let http = reqwest::Client::builder().pool_max_idle_per_host(256).build().expect("client");
+    let tasks: Vec<_> = (0..200)
+        .map(|_| {
+            let (http, url) = (http.clone(), url.clone());
+            tokio::spawn(async move {
+                let r = http.get(&url).send().await.expect("request");
+                (r.status().as_u16(), r.bytes().await.expect("body"))
+            })
+        })
+        .collect();
+    for t in tasks {
+        let (status, body) = t.await.expect("task");
+        assert_eq!(status, 200);
+        assert_eq!(body.as_ref(), segment_bytes(1).as_slice(), "every client gets the whole segment");
+    }
+    assert_eq!(rig.origin_media_requests.load(Ordering::SeqCst), 1, "exactly one origin fetch");
+    assert_eq!(rig.edge_state.counters.upstream_fetches.load(Ordering::SeqCst), 1);
+    // A later request is a plain hit.
+    assert_eq!(http.get(&url).send().await.expect("again").status(), 200);
+    assert_eq!(rig.origin_media_requests.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn tokens_are_checked_by_signature_expiry_title_and_quality() {
+    let rig = rig(64 << 20).await;
+    let http = reqwest::Client::new();
+    let get = |path: String| {
+        let http = http.clone();
+        let base = rig.edge.clone();
+        async move { http.get(format!("{base}{path}")).send().await.expect("request").status().as_u16() }
+    };
+    let good = token(&rig.key, "film", 720, 600);
+    assert_eq!(get(format!("/media/{good}/film/720p/seg_000.m4s")).await, 200);
+    assert_eq!(get(format!("/media/{}/film/720p/seg_000.m4s", token(&rig.key, "film", 720, -5))).await, 403, "expired");
+    assert_eq!(get(format!("/media/{}/film/720p/seg_000.m4s", token(&TokenKey::generate(), "film", 720, 600))).await, 403, "forged");
+    assert_eq!(get(format!("/media/{}/film/720p/seg_000.m4s", token(&rig.key, "other", 720, 600))).await, 403, "other title");
+    assert_eq!(get(format!("/media/{good}/film/1080p/seg_000.m4s")).await, 403, "above the plan's quality");
+    assert_eq!(get("/media/film/720p/seg_000.m4s".into()).await, 404, "no token");
+    // The master lists only what the token allows.
+    let master = http.get(format!("{}/media/{good}/film/master.m3u8", rig.edge)).send().await.expect("master").text().await.expect("text");
+    assert!(master.contains("720p/index.m3u8") && !master.contains("1080p"), "{master}");
+}
+
+#[tokio::test]
+async fn path_tricks_never_leave_the_cache() {
+    let rig = rig(64 << 20).await;
+    let good = token(&rig.key, "film", 1080, 600);
+    for trick in [
+        "720p/..%2f..%2f..%2fetc%2fpasswd",
+        "..%2F..%2Fetc/passwd",
+        "720p/%2e%2e",
+        "720p/seg%00.m4s",
+        "720p/.hidden.m4s",
+        "720p/seg_000.m4s%2f..",
+        "abc/seg_000.m4s",
+        "720p/seg_000.exe",
+    ] {
+        let status = reqwest::get(format!("{}/media/{good}/film/{trick}", rig.edge)).await.expect("request").status().as_u16();
+        assert!((400..500).contains(&status), "{trick}: {status}");
+    }
+    // Raw `..` segments, which HTTP clients would normalise away.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = rig.edge.trim_start_matches("http://").to_string();
+    let mut s = tokio::net::TcpStream::connect(&addr).await.expect("connect");
+    s.write_all(format!("GET /media/{good}/film/../../../../etc/passwd HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes()).await.expect("write");
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.expect("read");
+    assert!(!out.contains("root:"), "{out}");
+    assert!(out.starts_with("HTTP/1.1 4"), "{out}");
+}
+
+#[tokio::test]
+async fn ranges_head_and_bad_ranges() {
+    let rig = rig(64 << 20).await;
+    let url = format!("{}/media/{}/film/720p/seg_002.m4s", rig.edge, token(&rig.key, "film", 1080, 600));
+    let http = reqwest::Client::new();
+    let r = http.get(&url).header("range", "bytes=100-199").send().await.expect("range");
+    assert_eq!(r.status(), 206);
+    assert_eq!(r.headers().get("content-range").and_then(|v| v.to_str().ok()), Some(format!("bytes 100-199/{SEGMENT}").as_str()));
+    assert_eq!(r.bytes().await.expect("body").as_ref(), &segment_bytes(2)[100..200]);
+    let huge = http.get(&url).header("range", format!("bytes={}-{}", SEGMENT * 10, SEGMENT * 20)).send().await.expect("huge");
+    assert_eq!(huge.status(), 416);
+    let head = http.head(&url).send().await.expect("head");
+    assert_eq!(head.status(), 200);
+    assert_eq!(head.headers().get("content-type").and_then(|v| v.to_str().ok()), Some("video/iso.segment"));
+}
+
+#[tokio::test]
+async fn serves_what_it_holds_when_the_origin_is_gone() {
+    let mut rig = rig(64 << 20).await;
+    let t = token(&rig.key, "film", 1080, 600);
+    let cached = format!("{}/media/{t}/film/720p/seg_000.m4s", rig.edge);
+    assert_eq!(reqwest::get(&cached).await.expect("fill").status(), 200);
+    if let Some(stop) = rig.origin_shutdown.take() {
+        let _ = stop.send(());
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(reqwest::get(format!("{}/healthz", rig.origin)).await.is_err(), "origin is down");
+    assert_eq!(reqwest::get(&cached).await.expect("hit").status(), 200, "cached objects still play");
+    let miss = reqwest::get(format!("{}/media/{t}/film/720p/seg_003.m4s", rig.edge)).await.expect("miss");
+    assert_eq!(miss.status(), 502, "an uncached object reports the upstream failure");
+    let body: serde_json::Value = miss.json().await.expect("error shape");
+    assert_eq!(body["error"]["code"], "upstream_failed");
+}
+
+#[tokio::test]
+async fn the_cache_stays_within_its_bytes() {
+    let rig = rig(SEGMENT as u64 * 2 + 10_000).await;
+    let t = token(&rig.key, "film", 1080, 600);
+    for n in 0..4 {
+        let r = reqwest::get(format!("{}/media/{t}/film/720p/seg_00{n}.m4s", rig.edge)).await.expect("get");
+        assert_eq!(r.status(), 200);
+        let (used, cap) = rig.edge_state.cache.usage();
+        assert!(used <= cap, "{used} > {cap}");
+    }
+}
