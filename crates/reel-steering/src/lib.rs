@@ -21,6 +21,8 @@
 //! assert_eq!(d.places.last().map(|p| p.url.as_str()), Some("http://127.0.0.1:8080"));
 //! ```
 
+pub mod fill;
+
 use serde::Serialize;
 use std::net::IpAddr;
 

@@ -38,6 +38,43 @@ enum Command {
     /// Explain steering decisions.
     #[command(subcommand)]
     Steer(SteerCommand),
+    /// Plan which titles each appliance holds, ahead of demand.
+    #[command(subcommand)]
+    Fill(FillCommand),
+}
+
+#[derive(Subcommand)]
+enum FillCommand {
+    /// Show the fill plan for the fleet from the viewing history, its predicted
+    /// edge hit ratio and the hit ratio the appliances report; with
+    /// --evaluate, measure the planner against an LRU cache on a synthetic week.
+    Plan {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Where packaged media lives [default: DATA_DIR/origin].
+        #[arg(long)]
+        origin_dir: Option<PathBuf>,
+        /// Evaluate on a generated week of Zipf-popular viewing instead.
+        #[arg(long)]
+        evaluate: bool,
+        /// Titles in the generated catalog.
+        #[arg(long, default_value_t = 500)]
+        titles: usize,
+        /// Viewings in the generated week.
+        #[arg(long, default_value_t = 100_000)]
+        views: usize,
+        /// Zipf exponent of popularity.
+        #[arg(long, default_value_t = 0.9)]
+        zipf: f64,
+        /// Each site's capacity as a share of the catalog's bytes.
+        #[arg(long, default_value_t = 0.1)]
+        capacity_share: f64,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Args)]
@@ -228,6 +265,34 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Catalog(cmd) => catalog(cmd).await,
         Command::Edge(args) => edge(args).await,
+        Command::Fill(FillCommand::Plan { store, origin_dir, evaluate, titles, views, zipf, capacity_share, seed, json }) => {
+            if evaluate {
+                return fill_evaluate(titles, views, zipf, capacity_share, seed, json);
+            }
+            let origin = origin_dir.unwrap_or_else(|| store.data_dir.join("origin"));
+            let store = store.open().await?;
+            let fill = reel_control::fleet::fill_plan(&store, &origin, 512 * 1024 * 1024).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&fill)?);
+                return Ok(());
+            }
+            println!("fill plan from {} viewing events", fill.views);
+            for a in &fill.plan.appliances {
+                let used = a.bytes_planned as f64 / a.capacity_bytes.max(1) as f64;
+                println!(
+                    "  {:<14} {:<6} {:<8} {:>3} titles  {:>8.1} MiB of {:>8.1} MiB  [{:<20}]",
+                    a.appliance_id, a.site_id, a.region, a.titles.len(),
+                    a.bytes_planned as f64 / 1048576.0, a.capacity_bytes as f64 / 1048576.0,
+                    "#".repeat((used * 20.0).round().clamp(0.0, 20.0) as usize)
+                );
+            }
+            println!("predicted edge hit ratio: {:.1}%", fill.plan.predicted_hit_ratio * 100.0);
+            match fill.realized_hit_ratio {
+                Some(r) => println!("realized edge hit ratio (appliance reports): {:.1}%", r * 100.0),
+                None => println!("realized edge hit ratio: no appliance has reported traffic yet"),
+            }
+            Ok(())
+        }
         Command::Steer(SteerCommand::Explain { store, client, title, origin, json }) => {
             let store = store.open().await?;
             if store.title(&title).await?.is_none() {
@@ -497,4 +562,35 @@ async fn catalog(cmd: CatalogCommand) -> Result<()> {
             Ok(())
         }
     }
+}
+
+fn fill_evaluate(titles: usize, views: usize, zipf: f64, capacity_share: f64, seed: u64, json: bool) -> Result<()> {
+    use reel_steering::fill::{evaluate, synthetic_week, FillTarget};
+    if titles < 10 || views < 100 || !(0.0..=1.0).contains(&capacity_share) || !(zipf > 0.0 && zipf < 5.0) {
+        bail!("use --titles >= 10, --views >= 100, --capacity-share in 0..1 and --zipf in (0, 5)");
+    }
+    let week = synthetic_week(titles, views, &["us-east", "eu-west"], zipf, seed);
+    let catalog: u64 = week.sizes.values().sum();
+    let capacity = (catalog as f64 * capacity_share) as u64;
+    let targets: Vec<FillTarget> = reel_control::demo::DEMO_FLEET
+        .iter()
+        .map(|(site, _, region, _, appliance)| FillTarget {
+            appliance_id: appliance.to_string(),
+            site_id: site.to_string(),
+            region: region.to_string(),
+            capacity_bytes: capacity,
+        })
+        .collect();
+    let e = evaluate(&week, &targets);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&e)?);
+        return Ok(());
+    }
+    let bar = |r: f64| "#".repeat((r * 40.0).round().clamp(0.0, 40.0) as usize);
+    println!("synthetic week: {} titles, {} viewings, Zipf s={zipf}, seed {seed}; each site holds {:.0}% of the catalog", e.titles, e.views, capacity_share * 100.0);
+    println!("trained on days 1-6, scored on day 7 by bytes served from the edge:");
+    println!("  planned fill (predicted) {:>5.1}%  {}", e.plan_predicted_hit_ratio * 100.0, bar(e.plan_predicted_hit_ratio));
+    println!("  planned fill (realized)  {:>5.1}%  {}", e.plan_realized_hit_ratio * 100.0, bar(e.plan_realized_hit_ratio));
+    println!("  LRU cache, same size     {:>5.1}%  {}", e.lru_hit_ratio * 100.0, bar(e.lru_hit_ratio));
+    Ok(())
 }

@@ -94,3 +94,88 @@ pub async fn decide(store: &Store, client: IpAddr, title_id: &str, origin_url: &
         .collect();
     Ok(steer(client, &sites, &appliances, origin_url))
 }
+
+/// Bytes one heartbeat stands for: five seconds at the title's mean rendition bitrate.
+const HEARTBEAT_S: f64 = 5.0;
+
+/// A fill plan for the fleet in the store, from the stored viewing history,
+/// and the hit ratio the appliances report having achieved.
+#[derive(Debug, serde::Serialize)]
+pub struct FleetFill {
+    pub plan: reel_steering::fill::FillPlan,
+    pub realized_hit_ratio: Option<f64>,
+    pub views: usize,
+}
+
+pub async fn fill_plan(store: &Store, origin_dir: &std::path::Path, default_capacity: u64) -> Result<FleetFill, StoreError> {
+    use reel_steering::fill::{forecast, plan, FillTarget, View};
+    let sites = store.sites().await?;
+    let appliances = store.appliances().await?;
+    let regions: Vec<String> = {
+        let mut r: Vec<String> = sites.iter().map(|s| s.region.clone()).collect();
+        r.sort();
+        r.dedup();
+        r
+    };
+    // Sizes: what the origin holds on disk for each title.
+    let mut sizes = std::collections::HashMap::new();
+    let mut rates = std::collections::HashMap::new();
+    for t in store.titles(&reel_store::TitleFilter { kinds: vec![reel_domain::TitleKind::Movie, reel_domain::TitleKind::Episode], ..Default::default() }).await? {
+        let bytes = dir_bytes(&origin_dir.join(&t.id));
+        let renditions = store.renditions(&t.id).await?;
+        let mean_bps = if renditions.is_empty() { 0.0 } else { renditions.iter().map(|r| r.average_bandwidth as f64).sum::<f64>() / renditions.len() as f64 };
+        if bytes > 0 {
+            sizes.insert(t.id.clone(), bytes);
+        }
+        rates.insert(t.id, mean_bps / 8.0);
+    }
+    // Viewing history: every heartbeat counts in every region until events
+    // carry the client's region.
+    let events = store.viewing_events(0, 1_000_000).await?;
+    let views: Vec<View> = events
+        .iter()
+        .filter(|e| e.kind == "heartbeat")
+        .flat_map(|e| {
+            let bytes = (rates.get(&e.title_id).copied().unwrap_or(0.0) * HEARTBEAT_S) as u64;
+            regions.iter().map(move |r| View { at_s: e.at_ms / 1000, region: r.clone(), title: e.title_id.clone(), bytes })
+        })
+        .collect();
+    let demand = forecast(&views, reel_domain::now_ms() / 1000, 86_400.0);
+    let targets: Vec<FillTarget> = appliances
+        .iter()
+        .filter(|a| a.state == "active")
+        .filter_map(|a| {
+            let site = sites.iter().find(|s| s.id == a.site_id)?;
+            let report: Value = serde_json::from_str(&a.report).unwrap_or(Value::Null);
+            Some(FillTarget {
+                appliance_id: a.id.clone(),
+                site_id: a.site_id.clone(),
+                region: site.region.clone(),
+                capacity_bytes: report["disk_capacity"].as_u64().unwrap_or(default_capacity),
+            })
+        })
+        .collect();
+    let (mut hits, mut misses) = (0u64, 0u64);
+    for a in &appliances {
+        let report: Value = serde_json::from_str(&a.report).unwrap_or(Value::Null);
+        hits += report["hits"].as_u64().unwrap_or(0);
+        misses += report["misses"].as_u64().unwrap_or(0);
+    }
+    Ok(FleetFill {
+        plan: plan(&demand, &sizes, &targets, 0.3),
+        realized_hit_ratio: (hits + misses > 0).then(|| hits as f64 / (hits + misses) as f64),
+        views: events.len(),
+    })
+}
+
+fn dir_bytes(dir: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => dir_bytes(&e.path()),
+            Ok(_) => e.metadata().map(|m| m.len()).unwrap_or(0),
+            Err(_) => 0,
+        })
+        .sum()
+}
