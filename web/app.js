@@ -1054,7 +1054,20 @@ function startPlayback(ui, session, ctx) {
 
   function attachHls(url, startPosition) {
     hls?.destroy();
-    hls = new Hls({ startPosition, capLevelToPlayerSize: false });
+    const origins = sources.map((u) => new URL(u).origin);
+    hls = new Hls({
+      startPosition,
+      capLevelToPlayerSize: false,
+      // A modest forward buffer: enough to ride out an appliance failing
+      // over, without fetching what an abandoned session never watches.
+      maxBufferLength: 15,
+      maxMaxBufferLength: 20,
+      loader: failoverLoader(Hls, origins, (origin) => {
+        player.deliveryOrigin = origin;
+        console.info(`[reel] delivery moved to ${origin}`);
+      }),
+    });
+    player.deliveryOrigin = origins[0];
     player.hls = hls;
     hls.on(Hls.Events.MANIFEST_PARSED, () => { buildQualityMenu(hls.levels); tryPlay(); });
     hls.on(Hls.Events.LEVEL_SWITCHED, updateQualityLabel);
@@ -1282,6 +1295,54 @@ function startPlayback(ui, session, ctx) {
   syncPlayState();
   syncVolume();
   syncTime();
+}
+
+/** A hls.js loader that moves down the ranked delivery bases when a request
+ *  fails: the same path is asked of the next base at once, and every later
+ *  request goes there directly. Playback goes on from the buffer, so the
+ *  viewer sees neither an error nor a stall when an appliance dies. */
+function failoverLoader(Hls, origins, onSwitch) {
+  const Base = Hls.DefaultConfig.loader;
+  let current = 0;
+  const onto = (url, i) => {
+    try {
+      const u = new URL(url);
+      return origins.includes(u.origin) ? origins[i] + u.pathname + u.search : url;
+    } catch { return url; }
+  };
+  return class FailoverLoader {
+    constructor(config) {
+      this.config = config;
+      this.inner = new Base(config);
+    }
+    get stats() { return this.inner.stats; }
+    get context() { return this.inner.context; }
+    load(context, loadConfig, callbacks) {
+      let at = current;
+      const attempt = () => {
+        const ctx = { ...context, url: onto(context.url, at) };
+        const fail = (original) => (...args) => {
+          if (at + 1 < origins.length) {
+            at += 1;
+            if (at > current) { current = at; onSwitch?.(origins[at]); }
+            this.inner.destroy();
+            this.inner = new Base(this.config);
+            attempt();
+          } else {
+            original?.(...args);
+          }
+        };
+        this.inner.load(ctx, loadConfig, {
+          ...callbacks,
+          onError: fail(callbacks.onError),
+          onTimeout: fail(callbacks.onTimeout),
+        });
+      };
+      attempt();
+    }
+    abort() { this.inner.abort(); }
+    destroy() { this.inner.destroy(); }
+  };
 }
 
 /** The manifest as served, then the same path on each alternative base from
