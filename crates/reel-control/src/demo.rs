@@ -178,6 +178,21 @@ pub const DEMO_FLEET: [(&str, &str, &str, &str, &str); 4] = [
 /// Records the demo fleet's sites and appliances, with the URLs the
 /// appliances listen on in this run.
 pub async fn ensure_demo_fleet(store: &Store, urls: &[(String, String)]) -> Result<(), DemoError> {
+    if !store.models().await?.iter().any(|m| m.id == "demo-loopback") {
+        let parts = serde_json::json!([
+            {"kind": "disk", "description": "cache directory on the host's disk", "quantity": 1, "capacity": 512u64 * 1024 * 1024},
+            {"kind": "nic", "description": "loopback", "quantity": 1, "capacity": 10},
+            {"kind": "cpu", "description": "shared host cores", "quantity": 1, "capacity": 2}
+        ]);
+        store
+            .upsert_model(&reel_store::ApplianceModel {
+                id: "demo-loopback".into(),
+                name: "Demo loopback appliance".into(),
+                vendor: "Reel".into(),
+                parts: parts.to_string(),
+            })
+            .await?;
+    }
     for (site, name, region, prefix, appliance) in DEMO_FLEET {
         store
             .upsert_site(&reel_store::Site {

@@ -137,3 +137,158 @@ impl Store {
         Ok(())
     }
 }
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ApplianceModel {
+    pub id: String,
+    pub name: String,
+    pub vendor: String,
+    /// `[{kind, description, quantity, capacity}]` as JSON.
+    pub parts: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditEntry {
+    pub at_ms: i64,
+    pub actor: String,
+    pub action: String,
+    pub entity: String,
+    pub entity_id: String,
+    pub before: Option<String>,
+    pub after: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ConfigVersion {
+    pub appliance_id: String,
+    pub version: i64,
+    pub sha256: String,
+    #[serde(skip)]
+    pub rendered: String,
+    pub actor: String,
+    pub created_ms: i64,
+}
+
+impl Store {
+    pub async fn upsert_model(&self, m: &ApplianceModel) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO appliance_models (id, name, vendor, parts, created_ms) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (id) DO UPDATE SET name = excluded.name, vendor = excluded.vendor, parts = excluded.parts",
+        )
+        .bind(&m.id)
+        .bind(&m.name)
+        .bind(&m.vendor)
+        .bind(&m.parts)
+        .bind(reel_domain::now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn models(&self) -> Result<Vec<ApplianceModel>> {
+        let rows: Vec<(String, String, String, String)> =
+            sqlx::query_as("SELECT id, name, vendor, parts FROM appliance_models ORDER BY id").fetch_all(&self.pool).await?;
+        Ok(rows.into_iter().map(|(id, name, vendor, parts)| ApplianceModel { id, name, vendor, parts }).collect())
+    }
+
+    pub async fn appliance(&self, id: &str) -> Result<Option<Appliance>> {
+        Ok(self.appliances().await?.into_iter().find(|a| a.id == id))
+    }
+
+    pub async fn record_audit(&self, e: &AuditEntry) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO audit_log (id, at_ms, actor, action, entity, entity_id, before, after) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(reel_domain::new_id("aud"))
+        .bind(e.at_ms)
+        .bind(&e.actor)
+        .bind(&e.action)
+        .bind(&e.entity)
+        .bind(&e.entity_id)
+        .bind(&e.before)
+        .bind(&e.after)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The newest audit entries first.
+    pub async fn audit(&self, limit: i64) -> Result<Vec<AuditEntry>> {
+        let rows = sqlx::query(
+            "SELECT at_ms, actor, action, entity, entity_id, before, after FROM audit_log ORDER BY at_ms DESC, id DESC LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AuditEntry {
+                    at_ms: get(r, "at_ms")?,
+                    actor: get(r, "actor")?,
+                    action: get(r, "action")?,
+                    entity: get(r, "entity")?,
+                    entity_id: get(r, "entity_id")?,
+                    before: get(r, "before")?,
+                    after: get(r, "after")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Saves `rendered` as the appliance's next config version unless it is
+    /// the same as the latest; returns the version that holds it.
+    pub async fn save_config_version(&self, appliance_id: &str, rendered: &str, sha256: &str, actor: &str) -> Result<(i64, bool)> {
+        let mut tx = self.pool.begin().await?;
+        // Write first (see playback.rs): serialises concurrent renders.
+        sqlx::query("UPDATE appliances SET report = report WHERE id = $1").bind(appliance_id).execute(&mut *tx).await?;
+        let latest: Option<(i64, String)> = sqlx::query_as(
+            "SELECT version, sha256 FROM config_versions WHERE appliance_id = $1 ORDER BY version DESC LIMIT 1",
+        )
+        .bind(appliance_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some((v, sha)) = &latest {
+            if sha == sha256 {
+                return Ok((*v, false));
+            }
+        }
+        let version = latest.map(|(v, _)| v + 1).unwrap_or(1);
+        sqlx::query(
+            "INSERT INTO config_versions (appliance_id, version, sha256, rendered, actor, created_ms) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(appliance_id)
+        .bind(version)
+        .bind(sha256)
+        .bind(rendered)
+        .bind(actor)
+        .bind(reel_domain::now_ms())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok((version, true))
+    }
+
+    /// Every saved version of an appliance's config, oldest first.
+    pub async fn config_versions(&self, appliance_id: &str) -> Result<Vec<ConfigVersion>> {
+        let rows = sqlx::query(
+            "SELECT appliance_id, version, sha256, rendered, actor, created_ms FROM config_versions \
+             WHERE appliance_id = $1 ORDER BY version",
+        )
+        .bind(appliance_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ConfigVersion {
+                    appliance_id: get(r, "appliance_id")?,
+                    version: get(r, "version")?,
+                    sha256: get(r, "sha256")?,
+                    rendered: get(r, "rendered")?,
+                    actor: get(r, "actor")?,
+                    created_ms: get(r, "created_ms")?,
+                })
+            })
+            .collect()
+    }
+}

@@ -20,7 +20,7 @@ mod fleet;
 mod playback;
 
 pub use accounts::{Account, NewAccount, Profile};
-pub use fleet::{Appliance, Site, APPLIANCE_STATES};
+pub use fleet::{Appliance, ApplianceModel, AuditEntry, ConfigVersion, Site, APPLIANCE_STATES};
 pub use catalog::{Artwork, Genre, NewTitle, Rendition, Title, TitleFilter, TitlePatch};
 pub use playback::{Progress, Stream, StreamStart, ViewingEvent};
 

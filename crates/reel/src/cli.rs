@@ -41,6 +41,114 @@ enum Command {
     /// Plan which titles each appliance holds, ahead of demand.
     #[command(subcommand)]
     Fill(FillCommand),
+    /// The fleet's inventory: sites, models, appliances, configs, audit trail.
+    #[command(subcommand)]
+    Fleet(FleetCommand),
+}
+
+#[derive(Subcommand)]
+enum FleetCommand {
+    /// List sites, models and appliances.
+    List {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Create or update a site.
+    Site {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        region: String,
+        #[arg(long, default_value = "")]
+        location: String,
+        /// A client network the site serves, e.g. 127.0.5.0/24 (repeat for several).
+        #[arg(long = "prefix")]
+        prefixes: Vec<String>,
+    },
+    /// Create or update an appliance model.
+    Model {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        vendor: String,
+        /// A part as KIND:QUANTITY:CAPACITY:DESCRIPTION, e.g. disk:4:3840000000000:NVMe (repeat).
+        #[arg(long = "part")]
+        parts: Vec<String>,
+    },
+    /// Add an appliance.
+    Add {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        serial: String,
+        #[arg(long)]
+        site: String,
+        #[arg(long)]
+        model: String,
+        /// provisioning, active, draining, maintenance or failed.
+        #[arg(long, default_value = "provisioning")]
+        state: String,
+        #[arg(long, default_value = "")]
+        base_url: String,
+    },
+    /// Change an appliance's state, model or site.
+    Set {
+        #[command(flatten)]
+        store: StoreArgs,
+        id: String,
+        #[arg(long)]
+        state: Option<String>,
+        #[arg(long)]
+        model: Option<String>,
+        #[arg(long)]
+        site: Option<String>,
+    },
+    /// Render appliance configs and compare their versions.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Show who changed what, newest first.
+    Audit {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[arg(long, default_value_t = 30)]
+        limit: i64,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Render an appliance's config from the inventory, keeping it as a new version if it changed.
+    Render {
+        #[command(flatten)]
+        store: StoreArgs,
+        id: String,
+    },
+    /// List an appliance's saved config versions.
+    Versions {
+        #[command(flatten)]
+        store: StoreArgs,
+        id: String,
+    },
+    /// Show the difference between two saved versions (default: the last two).
+    Diff {
+        #[command(flatten)]
+        store: StoreArgs,
+        id: String,
+        #[arg(long)]
+        from: Option<i64>,
+        #[arg(long)]
+        to: Option<i64>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -265,6 +373,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Catalog(cmd) => catalog(cmd).await,
         Command::Edge(args) => edge(args).await,
+        Command::Fleet(cmd) => fleet(cmd).await,
         Command::Fill(FillCommand::Plan { store, origin_dir, evaluate, titles, views, zipf, capacity_share, seed, json }) => {
             if evaluate {
                 return fill_evaluate(titles, views, zipf, capacity_share, seed, json);
@@ -592,5 +701,102 @@ fn fill_evaluate(titles: usize, views: usize, zipf: f64, capacity_share: f64, se
     println!("  planned fill (predicted) {:>5.1}%  {}", e.plan_predicted_hit_ratio * 100.0, bar(e.plan_predicted_hit_ratio));
     println!("  planned fill (realized)  {:>5.1}%  {}", e.plan_realized_hit_ratio * 100.0, bar(e.plan_realized_hit_ratio));
     println!("  LRU cache, same size     {:>5.1}%  {}", e.lru_hit_ratio * 100.0, bar(e.lru_hit_ratio));
+    Ok(())
+}
+
+fn cli_actor() -> String {
+    format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "unknown".into()))
+}
+
+async fn fleet(cmd: FleetCommand) -> Result<()> {
+    use reel_control::fleet::inventory::{self, AppliancePatch, Part};
+    let actor = cli_actor();
+    match cmd {
+        FleetCommand::List { store } => {
+            let store = store.open().await?;
+            println!("sites:");
+            for s in store.sites().await? {
+                println!("  {:<10} {:<20} {:<10} {}", s.id, s.name, s.region, s.prefixes.join(" "));
+            }
+            println!("models:");
+            for m in store.models().await? {
+                println!("  {:<16} {:<28} {}", m.id, m.name, m.vendor);
+            }
+            println!("appliances:");
+            let now = reel_domain::now_ms();
+            for a in store.appliances().await? {
+                let health = match a.last_report_ms {
+                    Some(t) if now - t <= 3 * reel_control::fleet::REPORT_INTERVAL_MS => "healthy".to_string(),
+                    Some(t) => format!("silent {} s", (now - t) / 1000),
+                    None => "never reported".to_string(),
+                };
+                println!("  {:<14} {:<20} {:<8} {:<14} {:<12} {:<16} {}", a.id, a.serial, a.site_id, a.model, a.state, health, a.base_url);
+            }
+        }
+        FleetCommand::Site { store, id, name, region, location, prefixes } => {
+            let store = store.open().await?;
+            inventory::put_site(&store, &actor, reel_store::Site { id: id.clone(), name, region, location, prefixes }).await?;
+            println!("site {id} saved");
+        }
+        FleetCommand::Model { store, id, name, vendor, parts } => {
+            let store = store.open().await?;
+            let parts = parts
+                .iter()
+                .map(|p| {
+                    let mut it = p.splitn(4, ':');
+                    let (kind, qty, cap, desc) = (it.next(), it.next(), it.next(), it.next());
+                    match (kind, qty.and_then(|q| q.parse().ok()), cap.and_then(|c| c.parse().ok())) {
+                        (Some(kind), Some(quantity), Some(capacity)) => Ok(Part {
+                            kind: kind.into(),
+                            quantity,
+                            capacity,
+                            description: desc.unwrap_or("").into(),
+                        }),
+                        _ => Err(anyhow::anyhow!("part {p:?} is not KIND:QUANTITY:CAPACITY:DESCRIPTION")),
+                    }
+                })
+                .collect::<Result<Vec<_>>>()?;
+            inventory::put_model(&store, &actor, &id, &name, &vendor, &parts).await?;
+            println!("model {id} saved");
+        }
+        FleetCommand::Add { store, id, serial, site, model, state, base_url } => {
+            let store = store.open().await?;
+            let a = reel_store::Appliance { id: id.clone(), serial, site_id: site, model, state, base_url, last_report_ms: None, report: "{}".into() };
+            inventory::add_appliance(&store, &actor, a).await?;
+            println!("appliance {id} added");
+        }
+        FleetCommand::Set { store, id, state, model, site } => {
+            let store = store.open().await?;
+            let a = inventory::change_appliance(&store, &actor, &id, AppliancePatch { state, model, site_id: site, base_url: None }).await?;
+            println!("appliance {} is {} ({} at {})", a.id, a.state, a.model, a.site_id);
+        }
+        FleetCommand::Config(ConfigCommand::Render { store, id }) => {
+            let store = store.open().await?;
+            let (version, text, changed) = inventory::render_config(&store, &actor, &id).await?;
+            eprintln!("{id}: version {version}{}", if changed { " (new)" } else { " (unchanged)" });
+            print!("{text}");
+        }
+        FleetCommand::Config(ConfigCommand::Versions { store, id }) => {
+            let store = store.open().await?;
+            for v in store.config_versions(&id).await? {
+                println!("v{:<4} {}  {}  {}", v.version, v.created_ms, &v.sha256[..12.min(v.sha256.len())], v.actor);
+            }
+        }
+        FleetCommand::Config(ConfigCommand::Diff { store, id, from, to }) => {
+            let store = store.open().await?;
+            let (_, _, diff) = inventory::diff(&store, &id, from, to).await?;
+            if diff.is_empty() {
+                println!("(no differences)");
+            } else {
+                print!("{diff}");
+            }
+        }
+        FleetCommand::Audit { store, limit } => {
+            let store = store.open().await?;
+            for e in store.audit(limit.clamp(1, 1000)).await? {
+                println!("{}  {:<24} {:<14} {:<10} {:<16} {}", e.at_ms, e.actor, e.action, e.entity, e.entity_id, e.after.unwrap_or_default());
+            }
+        }
+    }
     Ok(())
 }

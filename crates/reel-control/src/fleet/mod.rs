@@ -1,6 +1,8 @@
 //! The delivery fleet as the control plane sees it: appliances' signed health
 //! reports come in here, and steering decisions are made from them.
 
+pub mod inventory;
+
 use crate::error::{ApiError, ApiResult};
 use crate::AppState;
 use axum::body::Bytes;
@@ -19,7 +21,176 @@ pub const REPORT_INTERVAL_MS: i64 = 2_000;
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/fleet/reports", post(report))
-        .route("/fleet/appliances", get(list))
+        .route("/fleet/appliances", get(list).post(api::add_appliance))
+        .route("/fleet/appliances/{id}", axum::routing::patch(api::change_appliance))
+        .route("/fleet/appliances/{id}/config", get(api::config))
+        .route("/fleet/appliances/{id}/config/versions", get(api::versions))
+        .route("/fleet/appliances/{id}/config/diff", get(api::diff))
+        .route("/fleet/sites", get(api::sites).post(api::put_site))
+        .route("/fleet/models", get(api::models).post(api::put_model))
+        .route("/fleet/audit", get(api::audit))
+}
+
+/// The inventory over HTTP: admin only; the actor in the audit trail is the
+/// admin's email.
+mod api {
+    use super::inventory::{self, AppliancePatch, InventoryError, Part};
+    use crate::auth::Admin;
+    use crate::error::{check_id, ApiError, ApiResult, Json, Path, Query};
+    use crate::AppState;
+    use axum::extract::State;
+    use axum::http::StatusCode;
+    use axum::response::{IntoResponse, Response};
+    use serde::Deserialize;
+    use serde_json::{json, Value};
+
+    impl From<InventoryError> for ApiError {
+        fn from(e: InventoryError) -> Self {
+            match e {
+                InventoryError::Invalid(m) => ApiError::validation(m),
+                InventoryError::NotFound(what) => ApiError::not_found(what),
+                InventoryError::Store(e) => e.into(),
+            }
+        }
+    }
+
+    fn actor(admin: &Admin) -> String {
+        format!("admin:{}", admin.0.account.email)
+    }
+
+    pub async fn sites(State(state): State<AppState>, _a: Admin) -> ApiResult<Json<Value>> {
+        Ok(Json(json!({ "sites": state.store.sites().await? })))
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct SiteInput {
+        id: String,
+        name: String,
+        region: String,
+        #[serde(default)]
+        location: String,
+        #[serde(default)]
+        prefixes: Vec<String>,
+    }
+
+    pub async fn put_site(State(state): State<AppState>, admin: Admin, Json(s): Json<SiteInput>) -> ApiResult<Response> {
+        let site = reel_store::Site { id: s.id, name: s.name, region: s.region, location: s.location, prefixes: s.prefixes };
+        let site = inventory::put_site(&state.store, &actor(&admin), site).await?;
+        Ok((StatusCode::CREATED, axum::Json(site)).into_response())
+    }
+
+    pub async fn models(State(state): State<AppState>, _a: Admin) -> ApiResult<Json<Value>> {
+        let models: Vec<Value> = state
+            .store
+            .models()
+            .await?
+            .into_iter()
+            .map(|m| json!({"id": m.id, "name": m.name, "vendor": m.vendor,
+                            "parts": serde_json::from_str::<Value>(&m.parts).unwrap_or(Value::Null)}))
+            .collect();
+        Ok(Json(json!({ "models": models })))
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct ModelInput {
+        id: String,
+        name: String,
+        vendor: String,
+        #[serde(default)]
+        parts: Vec<Part>,
+    }
+
+    pub async fn put_model(State(state): State<AppState>, admin: Admin, Json(m): Json<ModelInput>) -> ApiResult<Response> {
+        let model = inventory::put_model(&state.store, &actor(&admin), &m.id, &m.name, &m.vendor, &m.parts).await?;
+        Ok((StatusCode::CREATED, axum::Json(json!({"id": model.id, "name": model.name, "vendor": model.vendor, "parts": m.parts}))).into_response())
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct ApplianceInput {
+        id: String,
+        serial: String,
+        site_id: String,
+        model: String,
+        #[serde(default = "provisioning")]
+        state: String,
+        #[serde(default)]
+        base_url: String,
+    }
+
+    fn provisioning() -> String {
+        "provisioning".into()
+    }
+
+    pub async fn add_appliance(State(state): State<AppState>, admin: Admin, Json(a): Json<ApplianceInput>) -> ApiResult<Response> {
+        let a = reel_store::Appliance {
+            id: a.id,
+            serial: a.serial,
+            site_id: a.site_id,
+            model: a.model,
+            state: a.state,
+            base_url: a.base_url,
+            last_report_ms: None,
+            report: "{}".into(),
+        };
+        let a = inventory::add_appliance(&state.store, &actor(&admin), a).await?;
+        Ok((StatusCode::CREATED, axum::Json(a)).into_response())
+    }
+
+    pub async fn change_appliance(
+        State(state): State<AppState>,
+        admin: Admin,
+        Path(id): Path<String>,
+        Json(patch): Json<AppliancePatch>,
+    ) -> ApiResult<Json<reel_store::Appliance>> {
+        check_id(&id, "appliance")?;
+        Ok(Json(inventory::change_appliance(&state.store, &actor(&admin), &id, patch).await?))
+    }
+
+    pub async fn config(State(state): State<AppState>, admin: Admin, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+        check_id(&id, "appliance")?;
+        let (version, text, changed) = inventory::render_config(&state.store, &actor(&admin), &id).await?;
+        Ok(Json(json!({"appliance_id": id, "version": version, "new_version": changed, "text": text})))
+    }
+
+    pub async fn versions(State(state): State<AppState>, _a: Admin, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+        check_id(&id, "appliance")?;
+        Ok(Json(json!({ "versions": state.store.config_versions(&id).await? })))
+    }
+
+    #[derive(Deserialize)]
+    pub struct DiffQuery {
+        from: Option<i64>,
+        to: Option<i64>,
+    }
+
+    pub async fn diff(State(state): State<AppState>, _a: Admin, Path(id): Path<String>, Query(q): Query<DiffQuery>) -> ApiResult<Json<Value>> {
+        check_id(&id, "appliance")?;
+        let (from, to, diff) = inventory::diff(&state.store, &id, q.from, q.to).await?;
+        Ok(Json(json!({"from": from, "to": to, "diff": diff})))
+    }
+
+    #[derive(Deserialize)]
+    pub struct AuditQuery {
+        limit: Option<i64>,
+    }
+
+    pub async fn audit(State(state): State<AppState>, _a: Admin, Query(q): Query<AuditQuery>) -> ApiResult<Json<Value>> {
+        let entries: Vec<Value> = state
+            .store
+            .audit(q.limit.unwrap_or(50).clamp(1, 500))
+            .await?
+            .into_iter()
+            .map(|e| {
+                let parse = |s: &Option<String>| s.as_deref().and_then(|t| serde_json::from_str::<Value>(t).ok()).unwrap_or(Value::Null);
+                json!({"at_ms": e.at_ms, "actor": e.actor, "action": e.action, "entity": e.entity,
+                       "entity_id": e.entity_id, "before": parse(&e.before), "after": parse(&e.after)})
+            })
+            .collect();
+        Ok(Json(json!({ "entries": entries })))
+    }
 }
 
 /// `POST /api/v1/fleet/reports`: an appliance's report, signed with the fleet key.
