@@ -185,3 +185,95 @@ mod tests {
         assert_eq!(again.usage().0, 250);
     }
 }
+
+/// A memory tier over the disk cache for objects up to [`MEMORY_OBJECT_MAX`]:
+/// a hit is served from shared bytes with no file system call at all.
+pub const MEMORY_OBJECT_MAX: u64 = 8 * 1024 * 1024;
+
+/// An object ready to send: its bytes and a validator.
+#[derive(Clone)]
+pub struct Loaded {
+    pub bytes: bytes::Bytes,
+    pub etag: String,
+}
+
+pub struct MemoryTier {
+    capacity: u64,
+    inner: Mutex<MemoryInner>,
+}
+
+#[derive(Default)]
+struct MemoryInner {
+    used: u64,
+    tick: u64,
+    objects: HashMap<String, (u64, Loaded)>,
+    order: std::collections::BTreeMap<u64, String>,
+}
+
+impl MemoryTier {
+    pub fn new(capacity: u64) -> Self {
+        MemoryTier { capacity, inner: Mutex::new(MemoryInner::default()) }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, MemoryInner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn get(&self, key: &str) -> Option<Loaded> {
+        let mut m = self.lock();
+        m.tick += 1;
+        let tick = m.tick;
+        let (old, loaded) = m.objects.get(key).map(|(t, l)| (*t, l.clone()))?;
+        m.order.remove(&old);
+        m.order.insert(tick, key.to_string());
+        if let Some(e) = m.objects.get_mut(key) {
+            e.0 = tick;
+        }
+        Some(loaded)
+    }
+
+    /// Keeps `loaded` in memory, dropping the least recently used to fit.
+    pub fn put(&self, key: &str, loaded: Loaded) {
+        let size = loaded.bytes.len() as u64;
+        if size > MEMORY_OBJECT_MAX || size > self.capacity {
+            return;
+        }
+        let mut m = self.lock();
+        if let Some((t, old)) = m.objects.remove(key) {
+            m.order.remove(&t);
+            m.used -= old.bytes.len() as u64;
+        }
+        while m.used + size > self.capacity {
+            let Some((_, victim)) = m.order.pop_first() else { break };
+            if let Some((_, v)) = m.objects.remove(&victim) {
+                m.used -= v.bytes.len() as u64;
+            }
+        }
+        m.tick += 1;
+        let tick = m.tick;
+        m.order.insert(tick, key.to_string());
+        m.objects.insert(key.to_string(), (tick, loaded));
+        m.used += size;
+    }
+
+    pub fn forget(&self, key: &str) {
+        let mut m = self.lock();
+        if let Some((t, old)) = m.objects.remove(key) {
+            m.order.remove(&t);
+            m.used -= old.bytes.len() as u64;
+        }
+    }
+}
+
+/// Reads a cached file in one go, with an ETag from its size and mtime.
+pub async fn load(path: &Path) -> std::io::Result<Loaded> {
+    let meta = tokio::fs::metadata(path).await?;
+    let mtime = meta
+        .modified()
+        .ok()
+        .and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let bytes = tokio::fs::read(path).await?;
+    Ok(Loaded { etag: format!("\"{:x}-{:x}\"", bytes.len(), mtime), bytes: bytes.into() })
+}

@@ -12,7 +12,7 @@ mod cache;
 mod report;
 mod server;
 
-pub use cache::Cache;
+pub use cache::{Cache, Loaded, MemoryTier};
 pub use report::{report_loop, Report};
 pub use server::{router, serve};
 
@@ -31,6 +31,8 @@ pub struct EdgeConfig {
     pub cache_dir: PathBuf,
     /// The most bytes the cache may hold.
     pub cache_bytes: u64,
+    /// Bytes of hot objects kept in memory as well.
+    pub memory_bytes: u64,
     /// Where misses are filled from: a parent appliance or the origin.
     pub upstream: String,
     pub key: TokenKey,
@@ -62,6 +64,8 @@ type Fill = Arc<OnceCell<Result<u64, String>>>;
 pub struct Edge {
     pub config: EdgeConfig,
     pub cache: Cache,
+    /// Hot objects in memory, over the disk cache.
+    pub memory: MemoryTier,
     pub counters: Counters,
     inflight: Mutex<HashMap<String, Fill>>,
     http: reqwest::Client,
@@ -84,7 +88,8 @@ impl Edge {
             .timeout(Duration::from_secs(30))
             .build()
             .map_err(|e| EdgeError::Upstream { key: String::new(), reason: e.to_string() })?;
-        Ok(Arc::new(Edge { config, cache, counters: Counters::default(), inflight: Mutex::new(HashMap::new()), http }))
+        let memory = MemoryTier::new(config.memory_bytes);
+        Ok(Arc::new(Edge { config, cache, memory, counters: Counters::default(), inflight: Mutex::new(HashMap::new()), http }))
     }
 
     /// Makes sure `key` (`title/rendition/file` or `title/master.m3u8`) is in
@@ -136,6 +141,7 @@ impl Edge {
         }
         let body = res.bytes().await.map_err(|e| format!("fetch broke off: {e}"))?;
         self.cache.insert(key, &body).map_err(|e| format!("cannot store: {e}"))?;
+        self.memory.forget(key);
         Ok(body.len() as u64)
     }
 }

@@ -4,6 +4,7 @@
 use crate::{Counters, Edge};
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
+use crate::Loaded;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -11,7 +12,6 @@ use axum::Router;
 use reel_domain::{PlaybackClaims, TokenError};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tower::ServiceExt;
 
 fn error(status: StatusCode, code: &str, message: &str) -> Response {
     let body = serde_json::json!({"error": {"code": code, "message": message}});
@@ -148,25 +148,113 @@ async fn object(
     if !safe_part(&file) {
         return error(StatusCode::NOT_FOUND, "not_found", "no such file");
     }
-    let path = match edge.ensure(&format!("{title}/{rendition}/{file}")).await {
-        Ok(p) => p,
-        Err(e) => return upstream_failed(&edge, e),
+    let key = format!("{title}/{rendition}/{file}");
+    let loaded = match edge.memory.get(&key) {
+        Some(l) => {
+            edge.cache.hit(&key); // keep its popularity current for disk eviction
+            Counters::add(&edge.counters.hits, 1);
+            l
+        }
+        None => {
+            let path = match edge.ensure(&key).await {
+                Ok(p) => p,
+                Err(e) => return upstream_failed(&edge, e),
+            };
+            match crate::cache::load(&path).await {
+                Ok(l) => {
+                    edge.memory.put(&key, l.clone());
+                    l
+                }
+                Err(_) => {
+                    Counters::add(&edge.counters.errors, 1);
+                    return error(StatusCode::BAD_GATEWAY, "cache_read", "this appliance could not read the object; try the next URL");
+                }
+            }
+        }
     };
-    let mut res = match tower_http::services::ServeFile::new(path).oneshot(req).await {
-        Ok(r) => r.map(Body::new),
-        Err(_) => return error(StatusCode::INTERNAL_SERVER_ERROR, "internal", "cannot read the cached file"),
-    };
+    let cache = if file.ends_with(".m3u8") { "private, max-age=10" } else { "private, max-age=86400, immutable" };
+    let res = respond(&loaded, req.headers(), mime, cache, &edge.config.appliance_id);
     if let Some(len) = res.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok()) {
         Counters::add(&edge.counters.bytes_served, len);
     }
-    let h = res.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(mime));
-    let cache = if file.ends_with(".m3u8") { "private, max-age=10" } else { "private, max-age=86400, immutable" };
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
-    if let Ok(v) = HeaderValue::from_str(&edge.config.appliance_id) {
-        h.insert("x-reel-appliance", v);
-    }
     res
+}
+
+/// One byte range of a `len`-byte object, from a `Range` header.
+/// `Ok(None)`: serve the whole object (no header, or one we do not act on:
+/// several ranges, other units, bad syntax). `Err(())`: unsatisfiable (416).
+fn byte_range(header: Option<&str>, len: u64) -> Result<Option<(u64, u64)>, ()> {
+    let Some(spec) = header.and_then(|h| h.trim().strip_prefix("bytes=")) else { return Ok(None) };
+    if spec.contains(',') {
+        return Ok(None);
+    }
+    let Some((a, b)) = spec.trim().split_once('-') else { return Ok(None) };
+    let (a, b) = (a.trim(), b.trim());
+    let range = match (a.is_empty(), b.is_empty()) {
+        (true, true) => return Ok(None),
+        (true, false) => {
+            // Suffix: the last n bytes.
+            let Ok(n) = b.parse::<u64>() else { return Ok(None) };
+            if n == 0 || len == 0 {
+                return Err(());
+            }
+            (len.saturating_sub(n), len - 1)
+        }
+        (false, _) => {
+            let Ok(start) = a.parse::<u64>() else { return Ok(None) };
+            let end = if b.is_empty() {
+                len.saturating_sub(1)
+            } else {
+                match b.parse::<u64>() {
+                    Ok(e) if e >= start => e.min(len.saturating_sub(1)),
+                    _ => return Ok(None),
+                }
+            };
+            if start >= len {
+                return Err(());
+            }
+            (start, end)
+        }
+    };
+    Ok(Some(range))
+}
+
+/// An object's response: 200, 206 for a range, 304 for a matching
+/// `If-None-Match`, 416 for an unsatisfiable range. HEAD gets the same
+/// headers (axum drops the body).
+fn respond(l: &Loaded, headers: &axum::http::HeaderMap, mime: &'static str, cache: &'static str, appliance: &str) -> Response {
+    let len = l.bytes.len() as u64;
+    let mut b = Response::builder()
+        .header(header::CONTENT_TYPE, mime)
+        .header(header::CACHE_CONTROL, cache)
+        .header(header::ACCEPT_RANGES, "bytes")
+        .header(header::ETAG, l.etag.as_str())
+        .header(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")
+        .header(header::ACCESS_CONTROL_EXPOSE_HEADERS, "content-range, content-length, etag, x-reel-appliance");
+    if let Ok(v) = HeaderValue::from_str(appliance) {
+        b = b.header("x-reel-appliance", v);
+    }
+    let inm = headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok());
+    if inm.is_some_and(|v| v.split(',').any(|t| t.trim() == l.etag || t.trim() == "*")) {
+        return b.status(StatusCode::NOT_MODIFIED).body(Body::empty()).unwrap_or_default();
+    }
+    // A range applies only if If-Range (when sent) still names this object.
+    let if_range_ok = headers.get(header::IF_RANGE).and_then(|v| v.to_str().ok()).is_none_or(|v| v.trim() == l.etag);
+    let range = if if_range_ok { byte_range(headers.get(header::RANGE).and_then(|v| v.to_str().ok()), len) } else { Ok(None) };
+    match range {
+        Ok(None) => b.status(StatusCode::OK).header(header::CONTENT_LENGTH, len).body(Body::from(l.bytes.clone())).unwrap_or_default(),
+        Ok(Some((start, end))) => b
+            .status(StatusCode::PARTIAL_CONTENT)
+            .header(header::CONTENT_RANGE, format!("bytes {start}-{end}/{len}"))
+            .header(header::CONTENT_LENGTH, end - start + 1)
+            .body(Body::from(l.bytes.slice(start as usize..=end as usize)))
+            .unwrap_or_default(),
+        Err(()) => b
+            .status(StatusCode::RANGE_NOT_SATISFIABLE)
+            .header(header::CONTENT_RANGE, format!("bytes */{len}"))
+            .body(Body::empty())
+            .unwrap_or_default(),
+    }
 }
 
 #[cfg(test)]
@@ -177,5 +265,21 @@ mod tests {
         let cut = super::filter_master(full, 720);
         assert!(cut.contains("720p/index.m3u8"));
         assert!(!cut.contains("1080"));
+    }
+
+    #[test]
+    fn ranges() {
+        use super::byte_range;
+        assert_eq!(byte_range(None, 100), Ok(None));
+        assert_eq!(byte_range(Some("bytes=0-9"), 100), Ok(Some((0, 9))));
+        assert_eq!(byte_range(Some("bytes=90-"), 100), Ok(Some((90, 99))));
+        assert_eq!(byte_range(Some("bytes=-10"), 100), Ok(Some((90, 99))));
+        assert_eq!(byte_range(Some("bytes=-1000"), 100), Ok(Some((0, 99))));
+        assert_eq!(byte_range(Some("bytes=50-5000"), 100), Ok(Some((50, 99))));
+        assert_eq!(byte_range(Some("bytes=100-"), 100), Err(()));
+        assert_eq!(byte_range(Some("bytes=-0"), 100), Err(()));
+        for ignored in ["bytes=9-1", "bytes=a-b", "items=0-1", "bytes=0-1,5-6", "bytes=-", "bytes=99999999999999999999-"] {
+            assert_eq!(byte_range(Some(ignored), 100), Ok(None), "{ignored}");
+        }
     }
 }

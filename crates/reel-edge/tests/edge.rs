@@ -93,6 +93,7 @@ async fn rig(cache_bytes: u64) -> Rig {
         appliance_id: "oca-test-01".into(),
         cache_dir: dir.path().join("cache"),
         cache_bytes,
+        memory_bytes: 16 << 20,
         upstream: origin.clone(),
         key: key.clone(),
         control_url: None,
@@ -199,6 +200,12 @@ async fn ranges_head_and_bad_ranges() {
     assert_eq!(r.bytes().await.expect("body").as_ref(), &segment_bytes(2)[100..200]);
     let huge = http.get(&url).header("range", format!("bytes={}-{}", SEGMENT * 10, SEGMENT * 20)).send().await.expect("huge");
     assert_eq!(huge.status(), 416);
+    let full = http.get(&url).send().await.expect("full");
+    let etag = full.headers().get("etag").and_then(|v| v.to_str().ok()).expect("an ETag").to_string();
+    let again = http.get(&url).header("if-none-match", &etag).send().await.expect("conditional");
+    assert_eq!(again.status(), 304, "unchanged objects are not sent again");
+    let stale = http.get(&url).header("range", "bytes=0-9").header("if-range", "\"other\"").send().await.expect("if-range");
+    assert_eq!(stale.status(), 200, "a range against another version gets the whole object");
     let head = http.head(&url).send().await.expect("head");
     assert_eq!(head.status(), 200);
     assert_eq!(head.headers().get("content-type").and_then(|v| v.to_str().ok()), Some("video/iso.segment"));

@@ -199,6 +199,9 @@ struct EdgeArgs {
     /// Cache size in bytes.
     #[arg(long, default_value_t = 512 * 1024 * 1024)]
     cache_bytes: u64,
+    /// Bytes of hot objects also kept in memory.
+    #[arg(long, default_value_t = 128 * 1024 * 1024)]
+    memory_bytes: u64,
     /// Where misses are filled from: a parent appliance or the origin (http://host:port).
     #[arg(long)]
     upstream: String,
@@ -211,6 +214,10 @@ struct EdgeArgs {
     /// Exit when the process that started this one exits (used by `reel up`).
     #[arg(long, hide = true)]
     exit_with_parent: bool,
+    /// Instead of serving, print a playback token for --title signed with the
+    /// key (for benchmarks and diagnostics; anyone with the key can do this).
+    #[arg(long, hide = true)]
+    mint_token_for: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -506,10 +513,16 @@ async fn edge(args: EdgeArgs) -> Result<()> {
     if !reel_domain::is_valid_id(&args.appliance_id) {
         bail!("--appliance-id may hold letters, digits, '-' and '_' only");
     }
+    if let Some(title) = &args.mint_token_for {
+        let exp = reel_domain::now_ms() / 1000 + 3600;
+        println!("{}", key.sign(&reel_domain::PlaybackClaims { sid: format!("diag-{}", args.appliance_id), tid: title.clone(), mh: 2160, exp }));
+        return Ok(());
+    }
     let edge = reel_edge::Edge::open(reel_edge::EdgeConfig {
         appliance_id: args.appliance_id.clone(),
         cache_dir: args.cache_dir.clone(),
         cache_bytes: args.cache_bytes,
+        memory_bytes: args.memory_bytes,
         upstream: args.upstream.clone(),
         key,
         control_url: args.control_url.clone(),
