@@ -14,7 +14,7 @@ mod server;
 
 pub use cache::{Cache, Loaded, MemoryTier};
 pub use report::{report_loop, Report};
-pub use server::{router, serve};
+pub use server::{router, serve, serve_tls};
 
 use reel_domain::TokenKey;
 use std::collections::HashMap;

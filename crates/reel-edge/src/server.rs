@@ -39,6 +39,30 @@ pub async fn serve(
         .await
 }
 
+/// Serves over TLS (rustls; HTTP/2 by ALPN, else HTTP/1.1) with the PEM
+/// certificate chain and key at the given paths, until `shutdown` resolves.
+pub async fn serve_tls(
+    listener: std::net::TcpListener,
+    edge: Arc<Edge>,
+    cert_pem: &std::path::Path,
+    key_pem: &std::path::Path,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    // One process-wide crypto provider; a second install is a no-op error.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert_pem, key_pem).await?;
+    let handle = axum_server::Handle::new();
+    let stopper = handle.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        stopper.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
+    });
+    axum_server::from_tcp_rustls(listener, config)?
+        .handle(handle)
+        .serve(router(edge).into_make_service_with_connect_info::<SocketAddr>())
+        .await
+}
+
 fn safe_part(p: &str) -> bool {
     !p.is_empty() && p.len() <= 64 && !p.starts_with('.') && p.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
 }

@@ -211,6 +211,12 @@ struct EdgeArgs {
     /// File holding the fleet key (base64), shared with the control plane at provisioning.
     #[arg(long)]
     key_file: PathBuf,
+    /// Serve HTTPS with this PEM certificate chain (needs --tls-key).
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key for --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// Exit when the process that started this one exits (used by `reel up`).
     #[arg(long, hide = true)]
     exit_with_parent: bool,
@@ -536,7 +542,7 @@ async fn edge(args: EdgeArgs) -> Result<()> {
     {
         use std::io::Write;
         let mut out = std::io::stdout().lock();
-        writeln!(out, "listening on {local}")?;
+        writeln!(out, "listening on {local}{}", if args.tls_cert.is_some() { " (https)" } else { "" })?;
         out.flush()?;
     }
     tokio::spawn(reel_edge::report_loop(edge.clone()));
@@ -560,7 +566,15 @@ async fn edge(args: EdgeArgs) -> Result<()> {
         }
         shutdown_signal().await
     };
-    reel_edge::serve(listener, edge, stop).await.context("appliance failed")?;
+    match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => {
+            let std_listener = listener.into_std()?;
+            reel_edge::serve_tls(std_listener, edge, cert, key, stop)
+                .await
+                .with_context(|| format!("cannot serve TLS with {} and {}", cert.display(), key.display()))?
+        }
+        _ => reel_edge::serve(listener, edge, stop).await.context("appliance failed")?,
+    }
     Ok(())
 }
 

@@ -38,7 +38,7 @@ pub async fn start(data_dir: &Path, key_b64: &str, upstream: &str) -> Result<Fle
         let first = tokio::time::timeout(std::time::Duration::from_secs(20), lines.next_line())
             .await
             .with_context(|| format!("appliance {appliance} did not start within 20 s"))??;
-        let Some(url) = first.and_then(|l| l.strip_prefix("listening on ").map(|a| format!("http://{}", a.trim()))) else {
+        let Some(url) = first.and_then(|l| l.strip_prefix("listening on ").map(|a| format!("http://{}", a.split_whitespace().next().unwrap_or_default()))) else {
             bail!("appliance {appliance} did not report its address");
         };
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
