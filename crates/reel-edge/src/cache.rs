@@ -25,6 +25,8 @@ impl Entry {
 #[derive(Debug)]
 pub struct Cache {
     root: PathBuf,
+    /// `<dir>/sums/<key>`: the SHA-256 of each object, written at fill.
+    sums: PathBuf,
     capacity: u64,
     index: Mutex<(HashMap<String, Entry>, u64)>,
 }
@@ -70,7 +72,9 @@ impl Cache {
                 }
             }
         }
-        Ok(Cache { root, capacity, index: Mutex::new((index, used)) })
+        let sums = dir.join("sums");
+        std::fs::create_dir_all(&sums)?;
+        Ok(Cache { root, sums, capacity, index: Mutex::new((index, used)) })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, (HashMap<String, Entry>, u64)> {
@@ -120,6 +124,11 @@ impl Cache {
         }
         let part = path.with_extension("part");
         std::fs::write(&part, bytes)?;
+        let sum_path = self.sums.join(key);
+        if let Some(parent) = sum_path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(&sum_path, sha256_hex(bytes))?;
         let victims = {
             let mut idx = self.lock();
             let now = Instant::now();
@@ -147,10 +156,36 @@ impl Cache {
             victims
         };
         for v in victims {
-            let _ = std::fs::remove_file(self.root.join(v));
+            let _ = std::fs::remove_file(self.root.join(&v));
+            let _ = std::fs::remove_file(self.sums.join(&v));
         }
         Ok(())
     }
+
+    /// Whether `bytes` match the checksum recorded when `key` was filled
+    /// (objects without a recorded sum pass).
+    pub fn verify(&self, key: &str, bytes: &[u8]) -> bool {
+        match std::fs::read_to_string(self.sums.join(key)) {
+            Ok(sum) => sum.trim() == sha256_hex(bytes),
+            Err(_) => true,
+        }
+    }
+
+    /// Drops an object (a corrupted one, say) so the next request refills it.
+    pub fn remove(&self, key: &str) {
+        let mut idx = self.lock();
+        if let Some(e) = idx.0.remove(key) {
+            idx.1 -= e.size;
+        }
+        drop(idx);
+        let _ = std::fs::remove_file(self.root.join(key));
+        let _ = std::fs::remove_file(self.sums.join(key));
+    }
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

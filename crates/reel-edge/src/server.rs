@@ -179,22 +179,10 @@ async fn object(
             Counters::add(&edge.counters.hits, 1);
             l
         }
-        None => {
-            let path = match edge.ensure(&key).await {
-                Ok(p) => p,
-                Err(e) => return upstream_failed(&edge, e),
-            };
-            match crate::cache::load(&path).await {
-                Ok(l) => {
-                    edge.memory.put(&key, l.clone());
-                    l
-                }
-                Err(_) => {
-                    Counters::add(&edge.counters.errors, 1);
-                    return error(StatusCode::BAD_GATEWAY, "cache_read", "this appliance could not read the object; try the next URL");
-                }
-            }
-        }
+        None => match load_verified(&edge, &key).await {
+            Ok(l) => l,
+            Err(r) => return r,
+        },
     };
     let cache = if file.ends_with(".m3u8") { "private, max-age=10" } else { "private, max-age=86400, immutable" };
     let res = respond(&loaded, req.headers(), mime, cache, &edge.config.appliance_id);
@@ -202,6 +190,26 @@ async fn object(
         Counters::add(&edge.counters.bytes_served, len);
     }
     res
+}
+
+/// Loads `key` from disk (filling it first if needed) and checks it against
+/// the checksum taken at fill; a corrupted copy is dropped and refilled once.
+async fn load_verified(edge: &Edge, key: &str) -> Result<Loaded, Response> {
+    for attempt in 0..2 {
+        let path = edge.ensure(key).await.map_err(|e| upstream_failed(edge, e))?;
+        let loaded = crate::cache::load(&path).await.map_err(|_| {
+            Counters::add(&edge.counters.errors, 1);
+            error(StatusCode::BAD_GATEWAY, "cache_read", "this appliance could not read the object; try the next URL")
+        })?;
+        if edge.cache.verify(key, &loaded.bytes) {
+            edge.memory.put(key, loaded.clone());
+            return Ok(loaded);
+        }
+        Counters::add(&edge.counters.errors, 1);
+        tracing::warn!(message = "corrupted cache object dropped", key = %key, attempt);
+        edge.cache.remove(key);
+    }
+    Err(error(StatusCode::BAD_GATEWAY, "cache_corrupt", "this appliance's copy is damaged; try the next URL"))
 }
 
 /// One byte range of a `len`-byte object, from a `Range` header.

@@ -240,3 +240,21 @@ async fn the_cache_stays_within_its_bytes() {
         assert!(used <= cap, "{used} > {cap}");
     }
 }
+
+#[tokio::test]
+async fn a_corrupted_cache_file_is_detected_and_refetched() {
+    let rig = rig(64 << 20).await;
+    let url = format!("{}/media/{}/film/720p/seg_002.m4s", rig.edge, token(&rig.key, "film", 1080, 600));
+    assert_eq!(reqwest::get(&url).await.expect("fill").bytes().await.expect("body").as_ref(), segment_bytes(2).as_slice());
+    // Damage the disk copy, and make the next request read the disk.
+    let path = rig._dir.path().join("cache/objects/film/720p/seg_002.m4s");
+    let mut bytes = std::fs::read(&path).expect("cached file");
+    bytes[1000] ^= 0xff;
+    std::fs::write(&path, bytes).expect("corrupt it");
+    rig.edge_state.memory.forget("film/720p/seg_002.m4s");
+    let again = reqwest::get(&url).await.expect("again");
+    assert_eq!(again.status(), 200);
+    assert_eq!(again.bytes().await.expect("body").as_ref(), segment_bytes(2).as_slice(), "the viewer gets the right bytes");
+    assert_eq!(rig.origin_media_requests.load(Ordering::SeqCst), 2, "the damaged copy was fetched again");
+    assert_eq!(std::fs::read(&path).expect("refilled"), segment_bytes(2), "and the disk copy is whole again");
+}
