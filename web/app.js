@@ -3,7 +3,8 @@
 // One ES module, no framework and no build step: the Rust server embeds this
 // file as-is. Layout of this file:
 //   1. DOM + formatting helpers      5. header (search, account menu)
-//   2. API client + error handling   6. views: auth, profiles, home, title, search
+//   2. API client + error handling   6. views: auth, profiles, home, title, search,
+//                                       fleet (operators)
 //   3. app state                     7. player
 //   4. router                        8. boot
 //
@@ -57,6 +58,7 @@ const ICONS = {
   fullscreen: '<path d="M4 9V4h5M15 4h5v5M20 15v5h-5M9 20H4v-5" fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round" stroke-linejoin="round"/>',
   exitFullscreen: '<path d="M9 4v5H4M20 9h-5V4M15 20v-5h5M4 15h5v5" fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round" stroke-linejoin="round"/>',
   check: '<path d="M5 12.5l4.5 4.5L19 7.5" fill="none" stroke="currentColor" stroke-width="2.4" stroke-linecap="round" stroke-linejoin="round"/>',
+  close: '<path d="M6 6l12 12M18 6 6 18" stroke="currentColor" stroke-width="2.2" stroke-linecap="round"/>',
 };
 
 function icon(name) {
@@ -221,6 +223,9 @@ function setProfile(id) {
 
 const currentProfile = () => state.profiles?.find((p) => p.id === state.profileId) || null;
 
+/** Operators (admin role) get the Fleet page. The server checks again on every call. */
+const isAdmin = () => state.me?.account?.role === 'admin';
+
 async function loadProfiles(signal) {
   const data = await api('GET', '/api/v1/profiles', undefined, { signal });
   state.profiles = data?.profiles || [];
@@ -250,6 +255,8 @@ const ROUTES = [
   { name: 'title', re: /^\/title\/([^/]+)\/?$/, auth: true, profile: true, chrome: 'full', view: viewTitle },
   { name: 'watch', re: /^\/watch\/([^/]+)\/?$/, auth: true, profile: true, chrome: 'none', view: viewWatch },
   { name: 'search', re: /^\/search\/?$/, auth: true, profile: true, chrome: 'full', view: viewSearch },
+  // Operators may have no viewing profile at all, so the fleet page needs none.
+  { name: 'fleet', re: /^\/fleet\/?$/, auth: true, chrome: 'full', view: viewFleet },
 ];
 
 let current = null; // {route, controller, cleanups[], update?}
@@ -403,7 +410,8 @@ function setupHeader() {
 
 function syncHeader(route, url) {
   for (const a of $$('.main-nav a')) {
-    const active = (a.dataset.nav === 'home' && route.name === 'home') || (a.dataset.nav === 'browse' && route.name === 'search');
+    const active = (a.dataset.nav === 'home' && route.name === 'home') || (a.dataset.nav === 'browse' && route.name === 'search')
+      || (a.dataset.nav === 'fleet' && route.name === 'fleet');
     if (active) a.setAttribute('aria-current', 'page'); else a.removeAttribute('aria-current');
   }
   // Keep the box in sync with the URL, but never fight the user mid-typing.
@@ -432,6 +440,8 @@ function renderAccountMenu() {
   const badge = me ? avatar(me) : avatar({ name: state.me?.account?.email || '?', avatar_color: '#4a4a57' });
   btn.replaceChildren(badge, h('span', { class: 'caret', 'aria-hidden': 'true' }));
   btn.hidden = !state.me;
+  const fleetLink = $('[data-testid="nav-fleet"]');
+  if (fleetLink) fleetLink.hidden = !isAdmin();
 
   const others = (state.profiles || []).filter((p) => p.id !== state.profileId);
   const plan = state.me?.plan;
@@ -441,6 +451,7 @@ function renderAccountMenu() {
       onclick: () => { setProfile(p.id); navigate('/'); },
     }, avatar(p), p.name)),
     h('a', { role: 'menuitem', class: 'menu-item', href: '/profiles' }, 'Manage profiles'),
+    isAdmin() ? h('a', { role: 'menuitem', class: 'menu-item', href: '/fleet', 'data-testid': 'menu-fleet' }, 'Fleet') : null,
     h('hr'),
     state.me ? h('div', { class: 'menu-note' },
       h('div', {}, state.me.account?.email || ''),
@@ -896,6 +907,605 @@ async function viewSearch(ctx) {
       navigate(`/search${qs.toString() ? `?${qs}` : ''}`, { replace: true, keepFocus: true });
     },
   }, g.name)));
+}
+
+// ---------------------------------------------------------------------------
+// 6f. View: fleet (operators only)
+// ---------------------------------------------------------------------------
+
+const FLEET_POLL_MS = 3000;
+const SPARK_POINTS = 40;
+const APPLIANCE_STATES = ['provisioning', 'active', 'draining', 'maintenance', 'failed'];
+// States that take an appliance out of steering ask first: a slip of the
+// select would otherwise move every viewer on it elsewhere.
+const RISKY_STATES = {
+  failed: (id) => `Mark ${id} as failed? Steering stops sending viewers to it at once.`,
+  maintenance: (id) => `Put ${id} into maintenance? Steering stops sending viewers to it until it is active again.`,
+};
+
+/** 1536 → "1.5 KiB"; binary units, as disks and caches count them. */
+function formatBytes(n) {
+  let v = Number(n);
+  if (!Number.isFinite(v) || v < 0) return '—';
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) { v /= 1024; i += 1; }
+  return `${i && v < 10 ? v.toFixed(1) : Math.round(v)} ${units[i]}`;
+}
+
+const formatCount = (n) => (Number.isFinite(Number(n)) ? new Intl.NumberFormat('en-US').format(Number(n)) : '—');
+/** 1234567 → "1.2M": fits a card; the exact count goes in a title. */
+const formatCompact = (n) => (Number.isFinite(Number(n))
+  ? new Intl.NumberFormat('en-US', { notation: 'compact', maximumFractionDigits: 1 }).format(Number(n)) : '—');
+const formatPct = (f) => `${Math.round(Math.min(1, Math.max(0, f)) * 100)}%`;
+
+/** Milliseconds since the epoch → "just now", "42s ago", "5m ago", "3h ago", "2d ago". */
+function timeAgo(ms) {
+  const s = Math.max(0, Math.round((Date.now() - Number(ms)) / 1000));
+  if (s < 5) return 'just now';
+  if (s < 60) return `${s}s ago`;
+  if (s < 3600) return `${Math.floor(s / 60)}m ago`;
+  if (s < 86400) return `${Math.floor(s / 3600)}h ago`;
+  return `${Math.floor(s / 86400)}d ago`;
+}
+
+const absoluteTime = (ms) => new Date(Number(ms)).toLocaleString();
+
+/** A <time> showing "5m ago" with the full date on hover; refreshRelativeTimes keeps it current. */
+function relTime(ms) {
+  if (!Number.isFinite(Number(ms))) return h('span', { class: 'muted' }, '—');
+  return h('time', { class: 'rel-time', datetime: new Date(Number(ms)).toISOString(), title: absoluteTime(ms), 'data-ms': ms }, timeAgo(ms));
+}
+
+function refreshRelativeTimes(root) {
+  for (const t of $$('time.rel-time', root)) t.textContent = timeAgo(t.dataset.ms);
+}
+
+/** SVG needs its own namespace; h() makes HTML elements only. */
+function svgEl(tag, attrs = {}) {
+  const el = document.createElementNS('http://www.w3.org/2000/svg', tag);
+  for (const [key, value] of Object.entries(attrs)) el.setAttribute(key, String(value));
+  return el;
+}
+
+/** Requests/s over time as a tiny line. draw(points) redraws in place. */
+function sparkline() {
+  const W = 120;
+  const H = 28;
+  const area = svgEl('polygon', { class: 'spark-area' });
+  const line = svgEl('polyline', { class: 'spark-line', fill: 'none', 'vector-effect': 'non-scaling-stroke' });
+  const el = svgEl('svg', { class: 'spark', viewBox: `0 0 ${W} ${H}`, preserveAspectRatio: 'none', 'aria-hidden': 'true' });
+  el.append(area, line);
+  const draw = (points) => {
+    if (points.length < 2) { line.setAttribute('points', ''); area.setAttribute('points', ''); return; }
+    const max = Math.max(1, ...points);
+    const step = W / (SPARK_POINTS - 1);
+    // Newest point on the right edge; the line grows in from the right.
+    const xy = points.map((p, i) => [W - (points.length - 1 - i) * step, H - 1 - (p / max) * (H - 3)]);
+    const pts = xy.map(([x, y]) => `${x.toFixed(1)},${y.toFixed(1)}`).join(' ');
+    line.setAttribute('points', pts);
+    area.setAttribute('points', `${xy[0][0].toFixed(1)},${H} ${pts} ${W},${H}`);
+  };
+  return { el, draw };
+}
+
+/** A labelled horizontal bar. set(fraction, text, level) updates it in place. */
+function meterBar(label) {
+  const fillEl = h('span', { class: 'meter-fill' });
+  const value = h('span', { class: 'meter-value' }, '—');
+  const el = h('div', { class: 'meter' },
+    h('span', { class: 'meter-label' }, label),
+    h('span', { class: 'meter-track', 'aria-hidden': 'true' }, fillEl),
+    value);
+  const set = (fraction, text, level = '') => {
+    const f = Number.isFinite(fraction) ? Math.min(1, Math.max(0, fraction)) : 0;
+    fillEl.style.width = `${(f * 100).toFixed(1)}%`;
+    el.dataset.level = level;
+    value.textContent = text;
+  };
+  return { el, set };
+}
+
+const usageLevel = (f) => (f >= 0.9 ? 'crit' : f >= 0.7 ? 'warn' : '');
+
+/** "2 × disk — 3.84 TB NVMe · 4 TiB". Capacity may come as bytes or as text. */
+function partLine(p) {
+  const cap = typeof p.capacity === 'number' ? formatBytes(p.capacity) : p.capacity || '';
+  return h('li', {},
+    h('strong', {}, `${p.quantity ?? 1} × ${p.kind || 'part'}`),
+    p.description ? ` — ${p.description}` : '',
+    cap ? h('span', { class: 'muted' }, ` · ${cap}`) : null);
+}
+
+/** before/after may arrive as JSON values or as JSON text; show them pretty either way. */
+function prettyJson(value) {
+  if (value == null) return null;
+  if (typeof value === 'string') {
+    try { return JSON.stringify(JSON.parse(value), null, 2); } catch { return value; }
+  }
+  return JSON.stringify(value, null, 2);
+}
+
+async function viewFleet(ctx) {
+  setTitle('Fleet');
+  const status = h('span', { class: 'fleet-live', 'data-testid': 'fleet-live', role: 'status' }, 'Connecting…');
+  const summary = h('p', { class: 'fleet-summary muted' });
+  const overview = h('div', { class: 'fleet-overview', 'aria-live': 'off' },
+    h('div', { class: 'fleet-grid' }, [0, 1, 2].map(() => h('div', { class: 'fleet-card skeleton fleet-card-skeleton' }))));
+  const sitesBox = h('div', { class: 'fleet-table-wrap' });
+  const modelsBox = h('div', { class: 'fleet-table-wrap' });
+  const auditBox = h('div', { class: 'audit-list' });
+  const section = (id, title, testid, ...body) => h('section', { class: 'fleet-section', id, 'data-testid': testid }, h('h2', {}, title), body);
+  const page = h('section', { class: 'fleet-page', 'data-testid': 'fleet-page' },
+    h('div', { class: 'fleet-head' },
+      h('div', {}, h('h1', {}, 'Fleet'), summary),
+      status),
+    h('nav', { class: 'fleet-toc', 'aria-label': 'Fleet sections' },
+      h('a', { href: '#fleet-health' }, 'Health'),
+      h('a', { href: '#fleet-sites' }, 'Sites'),
+      h('a', { href: '#fleet-models' }, 'Models'),
+      h('a', { href: '#fleet-audit' }, 'Audit trail')),
+    section('fleet-health', 'Health', null, overview),
+    section('fleet-sites', 'Sites', 'fleet-sites', sitesBox),
+    section('fleet-models', 'Models', 'fleet-models', modelsBox),
+    section('fleet-audit', 'Audit trail', 'fleet-audit', h('p', { class: 'muted fleet-note' }, 'Latest 50 changes, newest first. Open an entry to see what changed.'), auditBox));
+  app.replaceChildren(page);
+
+  let timer = null; // next poll
+  const get = (path) => api('GET', path, undefined, { signal: ctx.signal });
+  const [appliancesRes, sitesRes, modelsRes, auditRes] = await Promise.allSettled([
+    get('/api/v1/fleet/appliances'),
+    get('/api/v1/fleet/sites'),
+    get('/api/v1/fleet/models'),
+    get('/api/v1/fleet/audit?limit=50'),
+  ]);
+  if (!ctx.alive()) return;
+  const firstError = [appliancesRes, sitesRes, modelsRes, auditRes].find((r) => r.status === 'rejected')?.reason;
+  if (firstError && (isAbort(firstError) || firstError.status === 401)) return handleError(firstError);
+  if (firstError?.status === 403) return operatorsOnly();
+  if (appliancesRes.status === 'rejected') return showPageMessage('Fleet unavailable', appliancesRes.reason?.message || 'Please try again.');
+
+  let sites = sitesRes.status === 'fulfilled' ? sitesRes.value?.sites || [] : [];
+  const models = modelsRes.status === 'fulfilled' ? modelsRes.value?.models || [] : [];
+  const failedNote = (what, err) => h('p', { class: 'muted fleet-note' }, `Couldn’t load ${what}: ${err?.message || 'unknown error'}`);
+  fill(sitesBox, sitesRes.status === 'fulfilled' ? sitesTable(sites) : failedNote('sites', sitesRes.reason));
+  fill(modelsBox, modelsRes.status === 'fulfilled' ? modelsTable(models) : failedNote('models', modelsRes.reason));
+
+  // ---- health overview ------------------------------------------------------
+  const appliances = new Map(); // id → latest appliance JSON
+  const cards = new Map();      // id → card (built once, updated in place so selects keep focus)
+  const rates = new Map();      // id → {requests, at, points[]} for the sparklines
+  let layoutKey = '';
+  let lastOk = 0;
+
+  const siteOf = (a) => sites.find((s) => s.id === a.site_id) || null;
+  const modelName = (id) => models.find((m) => m.id === id)?.name || id || '—';
+
+  // Requests/s from the counter's change between two reports, timed by the
+  // reports themselves (a poll may see the same report twice). A restarted
+  // appliance starts counting from zero again.
+  const trackRate = (a) => {
+    let r = rates.get(a.id);
+    if (!r) rates.set(a.id, (r = { requests: null, at: null, points: [] }));
+    const requests = Number(a.report?.requests);
+    const at = Number(a.last_report_ms);
+    const push = (v) => { r.points.push(v); if (r.points.length > SPARK_POINTS) r.points.shift(); };
+    if (a.last_report_ms == null || !Number.isFinite(requests) || !Number.isFinite(at)) return r;
+    if (r.at != null && at > r.at) {
+      const delta = requests >= r.requests ? requests - r.requests : requests;
+      push(delta / ((at - r.at) / 1000));
+    } else if (r.at != null && !a.healthy) {
+      push(0); // silent appliance: the line falls to the floor instead of freezing
+    }
+    if (r.at == null || at >= r.at) { r.requests = requests; r.at = at; }
+    return r;
+  };
+
+  const buildCard = (id) => {
+    const name = h('span', { class: 'fleet-card-id' }, id);
+    const badge = h('span', { class: 'state-badge' });
+    const healthText = h('span', { class: 'health-text' });
+    const health = h('span', { class: 'health' }, h('span', { class: 'health-dot', 'aria-hidden': 'true' }), healthText);
+    const sub = h('p', { class: 'fleet-card-sub muted' });
+    const stat = (label) => {
+      const dd = h('dd', {}, '—');
+      return { dd, el: h('div', {}, h('dt', {}, label), dd) };
+    };
+    const stats = { requests: stat('Requests'), bytes: stat('Served'), errors: stat('Errors'), titles: stat('Titles') };
+    const bars = { hit: meterBar('Hit ratio'), disk: meterBar('Disk'), load: meterBar('Load') };
+    const spark = sparkline();
+    const rate = h('span', { class: 'spark-rate' }, '—');
+    const waiting = h('p', { class: 'fleet-waiting muted', hidden: true }, 'Waiting for the first report…');
+    const select = h('select', { class: 'fleet-select', 'data-testid': 'fleet-state-select', 'aria-label': `State of ${id}` },
+      APPLIANCE_STATES.map((s) => h('option', { value: s }, capitalize(s))));
+    const configBtn = h('button', { type: 'button', class: 'btn btn-ghost btn-sm', 'data-testid': 'fleet-config-button', onclick: () => openConfig(id, ctx) }, 'Config');
+    const el = h('article', { class: 'fleet-card', 'data-testid': 'fleet-appliance', 'data-appliance-id': id, 'aria-label': `Appliance ${id}` },
+      h('header', { class: 'fleet-card-head' }, name, badge, health),
+      sub,
+      waiting,
+      h('dl', { class: 'fleet-stats' }, Object.values(stats).map((s) => s.el)),
+      h('div', { class: 'fleet-meters' }, Object.values(bars).map((b) => b.el)),
+      h('div', { class: 'fleet-spark', title: 'Requests per second, from the last reports' }, spark.el, rate),
+      h('footer', { class: 'fleet-card-foot' },
+        h('label', { class: 'fleet-select-wrap' }, h('span', { class: 'muted' }, 'State'), select),
+        configBtn));
+
+    let busy = false; // confirming or saving: polls leave the select alone
+    select.addEventListener('change', async () => {
+      const a = appliances.get(id);
+      const next = select.value;
+      if (!a || next === a.state || busy) return;
+      busy = true;
+      if (RISKY_STATES[next] && !(await confirmDialog(RISKY_STATES[next](id), `Set to ${next}`))) {
+        busy = false;
+        select.value = appliances.get(id)?.state || a.state;
+        return;
+      }
+      if (!ctx.alive()) return;
+      select.disabled = true;
+      try {
+        const updated = await api('PATCH', `/api/v1/fleet/appliances/${encodeURIComponent(id)}`, { state: next }, { signal: ctx.signal });
+        if (!ctx.alive()) return;
+        // The reply is the appliance; keep the health fields it may leave out.
+        const merged = { ...appliances.get(id), ...(updated && typeof updated === 'object' ? updated : {}) };
+        if (!merged.state) merged.state = next;
+        if (!updated?.report || typeof updated.report !== 'object') merged.report = appliances.get(id)?.report;
+        appliances.set(id, merged);
+        busy = false;
+        card.update(merged);
+        toast(`${id} is now ${merged.state}.`, 'info');
+        refreshAudit();
+      } catch (err) {
+        if (isAbort(err)) return;
+        select.value = appliances.get(id)?.state || '';
+        handleError(err);
+      } finally {
+        busy = false;
+        select.disabled = false;
+      }
+    });
+
+    const update = (a) => {
+      const known = APPLIANCE_STATES.includes(a.state);
+      const site = siteOf(a);
+      const report = a.report && typeof a.report === 'object' ? a.report : {};
+      const hasReport = Object.keys(report).length > 0;
+      el.dataset.healthy = String(!!a.healthy);
+      el.dataset.state = a.state || '';
+      badge.className = `state-badge state-${known ? a.state : 'unknown'}`;
+      badge.textContent = a.state || 'unknown';
+      if (a.healthy) {
+        healthText.textContent = 'healthy';
+        health.title = a.last_report_ms ? `Last report ${absoluteTime(a.last_report_ms)}` : '';
+      } else if (a.last_report_ms != null) {
+        healthText.textContent = `no report for ${Math.max(0, Math.round((Date.now() - a.last_report_ms) / 1000))}s`;
+        health.title = `Last report ${absoluteTime(a.last_report_ms)}`;
+      } else {
+        healthText.textContent = 'no report yet';
+        health.title = '';
+      }
+      fill(sub,
+        h('span', { title: 'Serial number' }, a.serial || '—'),
+        h('span', { title: 'Site' }, site?.name || a.site_id || '—'),
+        h('span', { title: `Model ${a.model || ''}` }, modelName(a.model)));
+      waiting.hidden = hasReport;
+
+      stats.requests.dd.textContent = hasReport ? formatCompact(report.requests) : '—';
+      stats.requests.dd.title = hasReport ? formatCount(report.requests) : '';
+      stats.bytes.dd.textContent = hasReport ? formatBytes(report.bytes_served) : '—';
+      stats.bytes.dd.title = hasReport ? `${formatCount(report.bytes_served)} bytes` : '';
+      stats.errors.dd.textContent = hasReport ? formatCompact(report.errors) : '—';
+      stats.errors.dd.title = hasReport ? formatCount(report.errors) : '';
+      stats.errors.dd.classList.toggle('bad', Number(report.errors) > 0);
+      const titles = Array.isArray(report.titles) ? report.titles : [];
+      stats.titles.dd.textContent = hasReport ? formatCount(titles.length) : '—';
+      stats.titles.el.title = titles.length ? titles.slice(0, 30).join(', ') + (titles.length > 30 ? ` and ${titles.length - 30} more` : '') : '';
+
+      const hit = Number(report.hit_ratio);
+      bars.hit.set(hit, Number.isFinite(hit) ? formatPct(hit) : '—');
+      const used = Number(report.disk_used);
+      const cap = Number(report.disk_capacity);
+      const diskF = cap > 0 ? used / cap : NaN;
+      bars.disk.set(diskF, Number.isFinite(used) && cap > 0 ? `${formatBytes(used)} / ${formatBytes(cap)}` : '—', usageLevel(diskF));
+      // load is requests/s as a share of what the appliance is rated for; it can pass 100%.
+      const load = Number(report.load);
+      bars.load.set(load, Number.isFinite(load) ? `${Math.round(load * 100)}%` : '—', usageLevel(load));
+
+      const r = rates.get(id);
+      spark.draw(r?.points || []);
+      const latest = r?.points.at(-1);
+      rate.textContent = latest != null ? `${latest < 10 ? latest.toFixed(1) : Math.round(latest)} req/s` : '— req/s';
+
+      // Never yank the select from under the operator's hand.
+      if (!busy && document.activeElement !== select) select.value = known ? a.state : '';
+    };
+    const card = { el, update };
+    return card;
+  };
+
+  const renderOverview = () => {
+    const list = [...appliances.values()];
+    if (!list.length) {
+      fill(overview, h('p', { class: 'muted fleet-note' }, 'No appliances yet. They appear here once they are registered.'));
+      return;
+    }
+    // Region → site → appliances; appliances at an unknown site go last.
+    const groups = new Map();
+    for (const a of list) {
+      const site = siteOf(a);
+      const region = site?.region || 'Unassigned';
+      if (!groups.has(region)) groups.set(region, new Map());
+      const bySite = groups.get(region);
+      const key = site?.id || a.site_id || '';
+      if (!bySite.has(key)) bySite.set(key, { site, id: key, items: [] });
+      bySite.get(key).items.push(a);
+    }
+    const byName = (x, y) => x.localeCompare(y, undefined, { numeric: true });
+    const regions = [...groups.keys()].sort((x, y) => (x === 'Unassigned') - (y === 'Unassigned') || byName(x, y));
+    fill(overview, regions.map((region) => h('section', { class: 'fleet-region', 'aria-label': `Region ${region}` },
+      h('h3', { class: 'fleet-region-name' }, region),
+      [...groups.get(region).values()]
+        .sort((x, y) => byName(x.site?.name || x.id, y.site?.name || y.id))
+        .map((g) => h('div', { class: 'fleet-site' },
+          h('h4', { class: 'fleet-site-name' }, g.site?.name || g.id || 'Unknown site',
+            g.site?.location ? h('span', { class: 'muted' }, ` · ${g.site.location}`) : null,
+            h('span', { class: 'muted' }, ` · ${g.items.length} appliance${g.items.length === 1 ? '' : 's'}`)),
+          h('div', { class: 'fleet-grid' }, g.items.sort((x, y) => byName(x.id, y.id)).map((a) => cards.get(a.id).el)))))));
+  };
+
+  const applyAppliances = (list) => {
+    const seen = new Set();
+    for (const a of list) {
+      if (!a?.id) continue;
+      seen.add(a.id);
+      appliances.set(a.id, a);
+      trackRate(a);
+      if (!cards.has(a.id)) cards.set(a.id, buildCard(a.id));
+      cards.get(a.id).update(a);
+    }
+    for (const id of [...appliances.keys()]) {
+      if (!seen.has(id)) { appliances.delete(id); cards.delete(id); rates.delete(id); }
+    }
+    // Rebuild the grouping only when membership moves; otherwise cards update in place.
+    const key = [...appliances.values()].map((a) => `${a.id}@${a.site_id}`).sort().join('|')
+      + `#${sites.map((s) => `${s.id}:${s.region}:${s.name}`).join('|')}`;
+    if (key !== layoutKey) {
+      layoutKey = key;
+      renderOverview();
+    }
+    const all = [...appliances.values()];
+    const healthy = all.filter((a) => a.healthy).length;
+    const byState = APPLIANCE_STATES.map((s) => [s, all.filter((a) => a.state === s).length]).filter(([, n]) => n);
+    summary.textContent = [
+      `${all.length} appliance${all.length === 1 ? '' : 's'}`,
+      `${healthy} healthy`,
+      ...byState.map(([s, n]) => `${n} ${s}`),
+    ].join(' · ');
+  };
+
+  // ---- audit ----------------------------------------------------------------
+  let auditKey = '';
+  const renderAudit = (entries) => {
+    const key = JSON.stringify(entries);
+    if (key === auditKey) return refreshRelativeTimes(auditBox);
+    auditKey = key;
+    // Keep open entries open across refreshes.
+    const open = new Set($$('details[open]', auditBox).map((d) => d.dataset.key));
+    if (!entries.length) return fill(auditBox, h('p', { class: 'muted fleet-note' }, 'Nothing has changed yet.'));
+    fill(auditBox,
+      h('div', { class: 'audit-row audit-header', 'aria-hidden': 'true' },
+        h('span', {}, 'When'), h('span', {}, 'Actor'), h('span', {}, 'Action'), h('span', {}, 'Entity'), h('span', {}, 'ID')),
+      entries.map((e, i) => {
+        const k = `${e.at_ms}|${e.actor}|${e.action}|${e.entity}|${e.entity_id}|${entries.slice(0, i).filter((x) => x.at_ms === e.at_ms).length}`;
+        const block = (label, value) => {
+          const text = prettyJson(value);
+          return h('div', { class: 'audit-json' }, h('h5', {}, label),
+            text == null ? h('p', { class: 'muted' }, '(none)') : h('pre', { class: 'fleet-pre' }, text));
+        };
+        return h('details', { class: 'audit-entry', 'data-testid': 'fleet-audit-entry', 'data-key': k, open: open.has(k) },
+          h('summary', { class: 'audit-row' },
+            relTime(e.at_ms),
+            h('span', { class: 'audit-actor' }, e.actor || '—'),
+            h('span', { class: 'audit-action' }, e.action || '—'),
+            h('span', { class: 'audit-entity' }, e.entity || '—'),
+            h('code', { class: 'audit-id' }, e.entity_id || '—')),
+          h('div', { class: 'audit-body' }, block('Before', e.before), block('After', e.after)));
+      }));
+  };
+
+  const refreshAudit = async () => {
+    try {
+      const data = await get('/api/v1/fleet/audit?limit=50');
+      if (ctx.alive()) renderAudit(data?.entries || []);
+    } catch (err) {
+      if (!isAbort(err) && ctx.alive() && !auditKey) fill(auditBox, failedNote('the audit trail', err));
+    }
+  };
+
+  if (auditRes.status === 'fulfilled') renderAudit(auditRes.value?.entries || []);
+  else fill(auditBox, failedNote('the audit trail', auditRes.reason));
+
+  // ---- polling --------------------------------------------------------------
+  let failing = false;
+  const setStatus = () => {
+    status.classList.toggle('stale', failing);
+    const text = failing
+      ? `Reconnecting… last update ${lastOk ? timeAgo(lastOk) : 'never'}`
+      : `Live · every ${FLEET_POLL_MS / 1000}s`;
+    if (status.textContent !== text) status.textContent = text;
+  };
+
+  const poll = async () => {
+    timer = null;
+    if (!ctx.alive()) return;
+    const started = Date.now();
+    // A background tab doesn't need the fleet every 3 s; pick up on return.
+    if (!document.hidden) {
+      try {
+        const data = await get('/api/v1/fleet/appliances');
+        if (!ctx.alive()) return;
+        applyAppliances(data?.appliances || []);
+        lastOk = Date.now();
+        failing = false;
+        refreshAudit();
+      } catch (err) {
+        if (!ctx.alive() || isAbort(err)) return;
+        if (err.status === 401) return handleError(err);
+        if (err.status === 403) return operatorsOnly();
+        if (!failing) toast(`Fleet updates paused: ${err.message}`);
+        failing = true;
+      }
+      setStatus();
+    }
+    if (ctx.alive()) timer = setTimeout(poll, Math.max(500, FLEET_POLL_MS - (Date.now() - started)));
+  };
+  ctx.onCleanup(() => clearTimeout(timer));
+
+  applyAppliances(appliancesRes.value?.appliances || []);
+  lastOk = Date.now();
+  setStatus();
+  timer = setTimeout(poll, FLEET_POLL_MS);
+
+  function operatorsOnly() {
+    clearTimeout(timer);
+    showPageMessage('Operators only', 'The fleet page is for Reel operators. Ask an admin if you need access.');
+  }
+
+  // Sites rarely change, so they load once; if that failed, try once more.
+  if (sitesRes.status === 'rejected') {
+    get('/api/v1/fleet/sites').then((d) => {
+      if (!ctx.alive()) return;
+      sites = d?.sites || [];
+      fill(sitesBox, sitesTable(sites));
+      layoutKey = '';
+      applyAppliances([...appliances.values()]);
+    }).catch(() => {});
+  }
+}
+
+function sitesTable(sites) {
+  if (!sites.length) return h('p', { class: 'muted fleet-note' }, 'No sites yet.');
+  return h('table', { class: 'fleet-table' },
+    h('thead', {}, h('tr', {}, ['ID', 'Name', 'Region', 'Location', 'Client prefixes'].map((t) => h('th', { scope: 'col' }, t)))),
+    h('tbody', {}, sites.map((s) => h('tr', { 'data-site-id': s.id },
+      h('td', {}, h('code', {}, s.id)),
+      h('td', {}, s.name || '—'),
+      h('td', {}, s.region || '—'),
+      h('td', {}, s.location || '—'),
+      h('td', {}, s.prefixes?.length
+        ? h('span', { class: 'prefixes' }, s.prefixes.map((p) => h('code', { class: 'prefix' }, p)))
+        : h('span', { class: 'muted' }, 'none'))))));
+}
+
+function modelsTable(models) {
+  if (!models.length) return h('p', { class: 'muted fleet-note' }, 'No models yet.');
+  return h('table', { class: 'fleet-table' },
+    h('thead', {}, h('tr', {}, ['ID', 'Name', 'Vendor', 'Parts'].map((t) => h('th', { scope: 'col' }, t)))),
+    h('tbody', {}, models.map((m) => {
+      const parts = Array.isArray(m.parts) ? m.parts : (() => { try { return JSON.parse(m.parts) || []; } catch { return []; } })();
+      return h('tr', { 'data-model-id': m.id },
+        h('td', {}, h('code', {}, m.id)),
+        h('td', {}, m.name || '—'),
+        h('td', {}, m.vendor || '—'),
+        h('td', {}, parts.length ? h('ul', { class: 'parts' }, parts.map(partLine)) : h('span', { class: 'muted' }, 'none')));
+    })));
+}
+
+/** Config panel for one appliance: the rendered config, its saved versions,
+ *  and a diff between any two of them. A modal <dialog>, gone on route change. */
+async function openConfig(id, ctx) {
+  const base = `/api/v1/fleet/appliances/${encodeURIComponent(id)}/config`;
+  const text = h('pre', { class: 'fleet-pre config-text', 'data-testid': 'fleet-config-text' }, 'Rendering…');
+  const meta = h('p', { class: 'muted fleet-note' });
+  const versionsBox = h('div', { class: 'fleet-table-wrap' }, h('p', { class: 'muted fleet-note' }, 'Loading versions…'));
+  const fromSel = h('select', { class: 'fleet-select', 'aria-label': 'Diff from version', 'data-testid': 'fleet-diff-from' });
+  const toSel = h('select', { class: 'fleet-select', 'aria-label': 'Diff to version', 'data-testid': 'fleet-diff-to' });
+  const diffOut = h('pre', { class: 'fleet-pre diff', 'data-testid': 'fleet-diff', 'aria-live': 'polite' }, 'Choose two versions to compare.');
+  const dlg = h('dialog', { class: 'fleet-dialog', 'data-testid': 'fleet-config', 'data-appliance-id': id, 'aria-label': `Config of ${id}` },
+    h('div', { class: 'fleet-dialog-head' },
+      h('h2', {}, 'Config · ', h('code', {}, id)),
+      h('button', { type: 'button', class: 'icon-btn', 'aria-label': 'Close', 'data-testid': 'fleet-config-close', onclick: () => dlg.close() }, icon('close'))),
+    h('div', { class: 'fleet-dialog-body' },
+      h('h3', {}, 'Current config'), meta, text,
+      h('h3', {}, 'Versions'), versionsBox,
+      h('h3', {}, 'Diff'),
+      h('div', { class: 'diff-pick' },
+        h('label', {}, h('span', { class: 'muted' }, 'From'), fromSel),
+        h('label', {}, h('span', { class: 'muted' }, 'To'), toSel)),
+      diffOut));
+  const ctrl = new AbortController();
+  const remove = () => { if (dlg.open) dlg.close(); };
+  dlg.addEventListener('close', () => { dlg.remove(); ctrl.abort(); });
+  // A click on the backdrop (the dialog box itself, outside its content) closes it.
+  dlg.addEventListener('click', (e) => { if (e.target === dlg) dlg.close(); });
+  ctx.signal.addEventListener('abort', remove, { once: true });
+  ctx.onCleanup(remove);
+  document.body.append(dlg);
+  dlg.showModal();
+
+  const get = (path) => api('GET', path, undefined, { signal: ctrl.signal });
+  let diffSeq = 0;
+  const showDiff = async () => {
+    const from = fromSel.value;
+    const to = toSel.value;
+    const seq = ++diffSeq;
+    if (!from || !to) return;
+    if (from === to) { fill(diffOut, h('span', { class: 'muted' }, 'Same version: nothing to compare.')); return; }
+    diffOut.textContent = 'Loading diff…';
+    try {
+      const d = await get(`${base}/diff?${new URLSearchParams({ from, to })}`);
+      if (seq !== diffSeq) return;
+      const lines = String(d?.diff || '').replace(/\n$/, '').split('\n').filter((l, i, all) => l || all.length > 1);
+      if (!lines.length) return fill(diffOut, h('span', { class: 'muted' }, `No differences between v${from} and v${to}.`));
+      fill(diffOut, lines.map((l) => {
+        const kind = l.startsWith('+++') || l.startsWith('---') ? 'file'
+          : l.startsWith('@@') ? 'hunk' : l.startsWith('+') ? 'add' : l.startsWith('-') ? 'del' : 'ctx';
+        return h('span', { class: `diff-line diff-${kind}` }, `${l}\n`);
+      }));
+    } catch (err) {
+      if (isAbort(err) || seq !== diffSeq) return;
+      fill(diffOut, h('span', { class: 'diff-error' }, err.message));
+    }
+  };
+  fromSel.addEventListener('change', showDiff);
+  toSel.addEventListener('change', showDiff);
+
+  try {
+    // Rendering first: it may save a new version, which the list should show.
+    const cfg = await get(base);
+    text.textContent = cfg?.text ?? '';
+    meta.textContent = cfg?.version != null ? `Version ${cfg.version}` : '';
+    const data = await get(`${base}/versions`);
+    const versions = [...(data?.versions || [])].sort((a, b) => a.version - b.version);
+    if (!versions.length) {
+      fill(versionsBox, h('p', { class: 'muted fleet-note' }, 'No saved versions.'));
+      return;
+    }
+    fill(versionsBox, h('table', { class: 'fleet-table versions' },
+      h('thead', {}, h('tr', {}, ['Version', 'Saved', 'Actor', 'SHA-256'].map((t) => h('th', { scope: 'col' }, t)))),
+      h('tbody', {}, [...versions].reverse().map((v) => h('tr', { 'data-version': v.version, class: v.version === cfg?.version ? 'current' : null },
+        h('td', {}, `v${v.version}`, v.version === cfg?.version ? h('span', { class: 'tag' }, 'current') : null),
+        h('td', {}, relTime(v.created_ms)),
+        h('td', {}, v.actor || '—'),
+        h('td', {}, h('code', { title: v.sha256 || '' }, (v.sha256 || '').slice(0, 12))))))));
+    const options = (sel) => fill(sel, [...versions].reverse().map((v) => h('option', { value: v.version }, `v${v.version}`)));
+    options(fromSel);
+    options(toSel);
+    if (versions.length < 2) {
+      fill(diffOut, h('span', { class: 'muted' }, 'Only one version so far. A diff appears once the config changes.'));
+      fromSel.disabled = true;
+      toSel.disabled = true;
+      return;
+    }
+    toSel.value = String(versions.at(-1).version);
+    fromSel.value = String(versions.at(-2).version);
+    showDiff();
+  } catch (err) {
+    if (isAbort(err)) return;
+    if (text.textContent === 'Rendering…') text.textContent = '';
+    fill(versionsBox, h('p', { class: 'diff-error' }, err.message));
+    if (err.status === 401) { dlg.close(); handleError(err); }
+  }
 }
 
 // ---------------------------------------------------------------------------
