@@ -20,6 +20,8 @@ pub struct Stream {
     pub last_seen_ms: i64,
     pub position_s: f64,
     pub ended_ms: Option<i64>,
+    /// The region steering placed the viewer in, if any.
+    pub region: Option<String>,
 }
 
 pub struct StreamStart<'a> {
@@ -33,6 +35,7 @@ pub struct StreamStart<'a> {
     pub stale_before_ms: i64,
     pub position_s: f64,
     pub now_ms: i64,
+    pub region: Option<&'a str>,
 }
 
 /// Where a profile stands in a title.
@@ -57,10 +60,11 @@ pub struct ViewingEvent {
     pub kind: String,
     pub position_s: f64,
     pub at_ms: i64,
+    pub region: Option<String>,
 }
 
 const STREAM_COLS: &str =
-    "id, account_id, profile_id, title_id, max_height, started_ms, last_seen_ms, position_s, ended_ms";
+    "id, account_id, profile_id, title_id, max_height, started_ms, last_seen_ms, position_s, ended_ms, region";
 
 fn stream_from(row: &AnyRow) -> Result<Stream> {
     Ok(Stream {
@@ -73,6 +77,7 @@ fn stream_from(row: &AnyRow) -> Result<Stream> {
         last_seen_ms: get(row, "last_seen_ms")?,
         position_s: get(row, "position_s")?,
         ended_ms: get(row, "ended_ms")?,
+        region: get(row, "region")?,
     })
 }
 
@@ -131,8 +136,8 @@ async fn insert_event(
     at_ms: i64,
 ) -> Result<()> {
     sqlx::query(
-        "INSERT INTO viewing_events (id, account_id, profile_id, title_id, stream_id, kind, position_s, at_ms) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        "INSERT INTO viewing_events (id, account_id, profile_id, title_id, stream_id, kind, position_s, at_ms, region) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(new_id("evt"))
     .bind(&s.account_id)
@@ -142,6 +147,7 @@ async fn insert_event(
     .bind(kind)
     .bind(position_s)
     .bind(at_ms)
+    .bind(&s.region)
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -191,9 +197,10 @@ impl Store {
             last_seen_ms: start.now_ms,
             position_s: start.position_s,
             ended_ms: None,
+            region: start.region.map(str::to_string),
         };
         sqlx::query(&format!(
-            "INSERT INTO streams ({STREAM_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL)"
+            "INSERT INTO streams ({STREAM_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, $9)"
         ))
         .bind(&s.id)
         .bind(&s.account_id)
@@ -203,6 +210,7 @@ impl Store {
         .bind(s.started_ms)
         .bind(s.last_seen_ms)
         .bind(s.position_s)
+        .bind(&s.region)
         .execute(&mut *tx)
         .await?;
         insert_event(&mut tx, &s, "play", s.position_s, start.now_ms).await?;
@@ -351,7 +359,7 @@ impl Store {
     /// Viewing events at or after `since_ms`, oldest first (for the systems that learn from them).
     pub async fn viewing_events(&self, since_ms: i64, limit: i64) -> Result<Vec<ViewingEvent>> {
         let rows = sqlx::query(
-            "SELECT id, account_id, profile_id, title_id, stream_id, kind, position_s, at_ms \
+            "SELECT id, account_id, profile_id, title_id, stream_id, kind, position_s, at_ms, region \
              FROM viewing_events WHERE at_ms >= $1 ORDER BY at_ms, id LIMIT $2",
         )
         .bind(since_ms)
@@ -369,6 +377,7 @@ impl Store {
                     kind: get(r, "kind")?,
                     position_s: get(r, "position_s")?,
                     at_ms: get(r, "at_ms")?,
+                    region: get(r, "region")?,
                 })
             })
             .collect()

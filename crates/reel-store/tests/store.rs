@@ -83,6 +83,7 @@ fn start<'a>(acc: &'a str, prof: &'a str, title: &'a str, max_streams: u32, now:
         stale_before_ms: now - 60_000,
         position_s: 0.0,
         now_ms: now,
+        region: Some("us-east"),
     }
 }
 
@@ -231,6 +232,7 @@ async fn heartbeats_build_history_and_continue_watching() {
         let mut kinds: Vec<String> = s.viewing_events(0, 100).await.expect("events").into_iter().map(|e| e.kind).collect();
         // "stop" and "complete" share a timestamp, so their order is not fixed.
         kinds[3..].sort();
+        assert!(s.viewing_events(0, 100).await.expect("events").iter().all(|e| e.region.as_deref() == Some("us-east")), "{}", b.name);
         assert_eq!(kinds, vec!["play", "heartbeat", "play", "complete", "stop"], "{}", b.name);
     }
 }

@@ -300,15 +300,19 @@ pub async fn fill_plan(store: &Store, origin_dir: &std::path::Path, default_capa
         }
         rates.insert(t.id, mean_bps / 8.0);
     }
-    // Viewing history: every heartbeat counts in every region until events
-    // carry the client's region.
+    // Viewing history: each heartbeat counts in the region steering placed
+    // the viewer in; one from outside every site's prefixes counts everywhere.
     let events = store.viewing_events(0, 1_000_000).await?;
     let views: Vec<View> = events
         .iter()
         .filter(|e| e.kind == "heartbeat")
         .flat_map(|e| {
             let bytes = (rates.get(&e.title_id).copied().unwrap_or(0.0) * HEARTBEAT_S) as u64;
-            regions.iter().map(move |r| View { at_s: e.at_ms / 1000, region: r.clone(), title: e.title_id.clone(), bytes })
+            let in_regions: Vec<String> = match &e.region {
+                Some(r) if regions.contains(r) => vec![r.clone()],
+                _ => regions.clone(),
+            };
+            in_regions.into_iter().map(move |r| View { at_s: e.at_ms / 1000, region: r, title: e.title_id.clone(), bytes })
         })
         .collect();
     let demand = forecast(&views, reel_domain::now_ms() / 1000, 86_400.0);

@@ -100,6 +100,9 @@ async fn start(
         .find(|p| !p.completed)
         .map(|p| p.position_s)
         .unwrap_or(0.0);
+    let origin = &state.config.public_url;
+    let client = client.unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]));
+    let decision = crate::fleet::decide(&state.store, client, &title.id, origin).await?;
     let stream = match state
         .store
         .start_stream(StreamStart {
@@ -111,6 +114,7 @@ async fn start(
             stale_before_ms: stale_before(&state, now),
             position_s: resume,
             now_ms: now,
+            region: decision.client_region.as_deref(),
         })
         .await
     {
@@ -137,9 +141,6 @@ async fn start(
         exp: exp_s,
     });
     let hls = format!("/media/{token}/{}/master.m3u8", title.id);
-    let origin = &state.config.public_url;
-    let client = client.unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]));
-    let decision = crate::fleet::decide(&state.store, client, &title.id, origin).await?;
     let urls: Vec<serde_json::Value> = decision
         .places
         .iter()
