@@ -9,10 +9,12 @@
 //! to the control plane, signed with that key.
 
 mod cache;
+mod prefill;
 mod report;
 mod server;
 
 pub use cache::{Cache, Loaded, MemoryTier};
+pub use prefill::{prefill, prefill_loop, FillWindow, PrefillCounters};
 pub use report::{report_loop, Report};
 pub use server::{router, serve, serve_tls};
 
@@ -67,6 +69,7 @@ pub struct Edge {
     /// Hot objects in memory, over the disk cache.
     pub memory: MemoryTier,
     pub counters: Counters,
+    pub prefill: PrefillCounters,
     inflight: Mutex<HashMap<String, Fill>>,
     http: reqwest::Client,
 }
@@ -89,7 +92,7 @@ impl Edge {
             .build()
             .map_err(|e| EdgeError::Upstream { key: String::new(), reason: e.to_string() })?;
         let memory = MemoryTier::new(config.memory_bytes);
-        Ok(Arc::new(Edge { config, cache, memory, counters: Counters::default(), inflight: Mutex::new(HashMap::new()), http }))
+        Ok(Arc::new(Edge { config, cache, memory, counters: Counters::default(), prefill: PrefillCounters::default(), inflight: Mutex::new(HashMap::new()), http }))
     }
 
     /// Makes sure `key` (`title/rendition/file` or `title/master.m3u8`) is in

@@ -21,6 +21,8 @@ pub struct Report {
     /// Requests per second over the last interval, as a share of 2,000.
     pub load: f64,
     pub titles: Vec<String>,
+    pub prefilled_objects: u64,
+    pub prefilled_bytes: u64,
 }
 
 impl Edge {
@@ -41,6 +43,8 @@ impl Edge {
             disk_capacity: cap,
             load,
             titles: self.cache.titles(),
+            prefilled_objects: self.prefill.objects.load(Ordering::Relaxed),
+            prefilled_bytes: self.prefill.bytes.load(Ordering::Relaxed),
         }
     }
 }

@@ -258,3 +258,19 @@ async fn a_corrupted_cache_file_is_detected_and_refetched() {
     assert_eq!(rig.origin_media_requests.load(Ordering::SeqCst), 2, "the damaged copy was fetched again");
     assert_eq!(std::fs::read(&path).expect("refilled"), segment_bytes(2), "and the disk copy is whole again");
 }
+
+#[tokio::test]
+async fn prefill_pulls_whole_titles_at_the_set_rate() {
+    let rig = rig(64 << 20).await;
+    let started = std::time::Instant::now();
+    let rate = 2_000_000; // bytes per second
+    let bytes = reel_edge::prefill(&rig.edge_state, &["film".to_string()], rate).await;
+    // Two renditions, each an init segment and one media segment (the fixture playlists).
+    assert_eq!(bytes, 2 * (2000 + SEGMENT as u64), "every object of the title, once");
+    assert!(started.elapsed().as_secs_f64() >= 0.9 * bytes as f64 / rate as f64, "paced to the byte rate");
+    let fetched = rig.origin_media_requests.load(Ordering::SeqCst);
+    let url = format!("{}/media/{}/film/1080p/seg_000.m4s", rig.edge, token(&rig.key, "film", 1080, 600));
+    assert_eq!(reqwest::get(&url).await.expect("get").status(), 200);
+    assert_eq!(rig.origin_media_requests.load(Ordering::SeqCst), fetched, "a viewer's first request is already a hit");
+    assert_eq!(reel_edge::prefill(&rig.edge_state, &["film".to_string()], rate).await, 0, "nothing twice");
+}

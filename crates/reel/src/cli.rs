@@ -211,6 +211,15 @@ struct EdgeArgs {
     /// File holding the fleet key (base64), shared with the control plane at provisioning.
     #[arg(long)]
     key_file: PathBuf,
+    /// When to pull the fill plan ahead of demand, UTC (e.g. 02:00-06:00).
+    #[arg(long, default_value = "02:00-06:00")]
+    fill_window: reel_edge::FillWindow,
+    /// Most bytes per second proactive fill may pull.
+    #[arg(long, default_value_t = 20_000_000)]
+    fill_rate_bytes: u64,
+    /// Seconds between fill-plan checks inside the window.
+    #[arg(long, default_value_t = 60)]
+    fill_every_s: u64,
     /// Serve HTTPS with this PEM certificate chain (needs --tls-key).
     #[arg(long, requires = "tls_key")]
     tls_cert: Option<PathBuf>,
@@ -546,6 +555,12 @@ async fn edge(args: EdgeArgs) -> Result<()> {
         out.flush()?;
     }
     tokio::spawn(reel_edge::report_loop(edge.clone()));
+    tokio::spawn(reel_edge::prefill_loop(
+        edge.clone(),
+        args.fill_window,
+        args.fill_rate_bytes,
+        std::time::Duration::from_secs(args.fill_every_s.max(1)),
+    ));
     let exit_with_parent = args.exit_with_parent;
     let stop = async move {
         if exit_with_parent {

@@ -28,6 +28,8 @@ pub async fn start(data_dir: &Path, key_b64: &str, upstream: &str) -> Result<Fle
             .arg("--key-file")
             .arg(&key_file)
             .arg("--exit-with-parent")
+            // The demo fleet fills around the clock so the effect is visible.
+            .args(["--fill-window", "00:00-24:00", "--fill-every-s", "30"])
             .stdout(std::process::Stdio::piped())
             .kill_on_drop(true)
             .spawn()

@@ -67,6 +67,13 @@ async fn each_prefix_plays_from_its_own_sites_appliance() {
         assert_eq!(res.headers().get("x-reel-appliance").and_then(|v| v.to_str().ok()), Some(appliance));
         assert!(res.bytes().await.expect("bytes").len() > 1000);
         viewer
+            .post(format!("{base}/api/v1/playback/{}/heartbeat", play["id"].as_str().expect("id")))
+            .bearer_auth(&token)
+            .json(&json!({"position_s": 1.0}))
+            .send()
+            .await
+            .expect("heartbeat");
+        viewer
             .post(format!("{base}/api/v1/playback/{}/stop", play["id"].as_str().expect("id")))
             .bearer_auth(&token)
             .json(&json!({"position_s": 1.0}))
@@ -91,4 +98,57 @@ async fn each_prefix_plays_from_its_own_sites_appliance() {
     let first = text.lines().nth(1).unwrap_or_default();
     assert!(first.contains("oca-use2-01") && first.contains("127.0.2.9"), "explain names the site and why:\n{text}");
     assert!(first.contains("holds the title"), "after playing, the appliance reports holding the title:\n{text}");
+}
+
+/// The plan an appliance pulls in its fill window: signed with the fleet key,
+/// and holding what its region watched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn appliances_fetch_their_fill_plan_with_a_signed_request() {
+    use base64::Engine;
+    let data = tempfile::tempdir().expect("temp dir");
+    let dir = data.path().to_str().expect("utf-8").to_string();
+    let cache = demo_cache();
+    let server = start(&["up", "--data-dir", &dir, "--demo-cache", cache.to_str().expect("utf-8")]).await;
+    let base = &server.base;
+    let http = reqwest::Client::new();
+    let signup = post(&http, format!("{base}/api/v1/accounts"), None, json!({"email": "fill@example.com", "password": PASSWORD, "plan": "premium"}))
+        .await
+        .expect("sign up");
+    let token = signup["token"].as_str().expect("token").to_string();
+    let profile = signup["profiles"][0]["id"].as_str().expect("profile").to_string();
+    let viewer = client_from("127.0.1.7").await;
+    let play = post(&viewer, format!("{base}/api/v1/playback"), Some(&token), json!({"profile_id": profile, "title_id": "demo-deep-zoom"}))
+        .await
+        .expect("playback");
+    post(&viewer, format!("{base}/api/v1/playback/{}/heartbeat", play["id"].as_str().expect("id")), Some(&token), json!({"position_s": 3.0}))
+        .await
+        .expect("heartbeat");
+
+    let raw = std::fs::read_to_string(data.path().join("fleet.key")).expect("fleet key");
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(raw.trim())
+        .ok()
+        .and_then(reel_domain::TokenKey::new)
+        .expect("a fleet key");
+    let now = reel_domain::now_ms() / 1000;
+    let url = format!("{base}/api/v1/fleet/appliances/oca-use1-01/fill-plan");
+    let signed = |t: i64| {
+        http.get(&url).header("x-reel-time", t.to_string()).header("x-reel-signature", key.sign_bytes(format!("oca-use1-01:{t}").as_bytes()))
+    };
+    let plan: Value = signed(now).send().await.expect("plan").json().await.expect("json");
+    let titles: Vec<&str> = plan["titles"].as_array().expect("titles").iter().filter_map(|t| t.as_str()).collect();
+    assert_eq!(titles, vec!["demo-deep-zoom"], "us-east watched one title: {plan}");
+    let other: Value = http
+        .get(format!("{base}/api/v1/fleet/appliances/oca-euw1-01/fill-plan"))
+        .header("x-reel-time", now.to_string())
+        .header("x-reel-signature", key.sign_bytes(format!("oca-euw1-01:{now}").as_bytes()))
+        .send()
+        .await
+        .expect("plan")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(other["titles"].as_array().map(|a| a.len()), Some(0), "eu-west watched nothing: {other}");
+    assert_eq!(http.get(&url).send().await.expect("unsigned").status(), 401);
+    assert_eq!(signed(now - 3600).send().await.expect("stale").status(), 401, "old signatures are refused");
 }

@@ -29,6 +29,30 @@ pub fn routes() -> Router<AppState> {
         .route("/fleet/sites", get(api::sites).post(api::put_site))
         .route("/fleet/models", get(api::models).post(api::put_model))
         .route("/fleet/audit", get(api::audit))
+        .route("/fleet/appliances/{id}/fill-plan", get(appliance_fill_plan))
+}
+
+/// `GET /api/v1/fleet/appliances/{id}/fill-plan`: the titles this appliance
+/// should hold. Asked by the appliance itself, which signs "<id>:<unix time>"
+/// with the fleet key; a signature more than 5 minutes old is refused.
+async fn appliance_fill_plan(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    crate::error::Path(id): crate::error::Path<String>,
+) -> ApiResult<crate::error::Json<Value>> {
+    crate::error::check_id(&id, "appliance")?;
+    let time: i64 = headers.get("x-reel-time").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()).unwrap_or(0);
+    let sig = headers.get("x-reel-signature").and_then(|v| v.to_str().ok()).unwrap_or("");
+    let fresh = (reel_domain::now_ms() / 1000 - time).abs() <= 300;
+    if !fresh || !state.token_key.verify_bytes(format!("{id}:{time}").as_bytes(), sig) {
+        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "bad_signature", "sign \"<id>:<unix time>\" with the fleet key"));
+    }
+    let fill = fill_plan(&state.store, &state.config.origin_dir, 512 * 1024 * 1024).await?;
+    let mine = fill.plan.appliances.iter().find(|a| a.appliance_id == id).ok_or_else(|| ApiError::not_found("appliance"))?;
+    Ok(crate::error::Json(json!({
+        "appliance_id": id, "titles": mine.titles, "bytes_planned": mine.bytes_planned,
+        "predicted_hit_ratio": fill.plan.predicted_hit_ratio,
+    })))
 }
 
 /// The inventory over HTTP: admin only; the actor in the audit trail is the
