@@ -16,7 +16,7 @@ mod server;
 pub use cache::{Cache, Loaded, MemoryTier};
 pub use prefill::{prefill, prefill_loop, FillWindow, PrefillCounters};
 pub use report::{report_loop, Report};
-pub use server::{router, serve, serve_tls};
+pub use server::{router, serve, serve_tls, HEADER_READ_TIMEOUT};
 
 use reel_domain::TokenKey;
 use std::collections::HashMap;
@@ -41,6 +41,8 @@ pub struct EdgeConfig {
     /// The control plane to report health to, if any.
     pub control_url: Option<String>,
     pub report_interval: Duration,
+    /// How long a client may take to send its request headers.
+    pub header_read_timeout: Duration,
 }
 
 /// Counters an appliance reports.

@@ -28,14 +28,40 @@ pub fn router(edge: Arc<Edge>) -> Router {
         .with_state(edge)
 }
 
-/// Serves until `shutdown` resolves.
+/// A client gets this long to send its request headers; a slow or idle
+/// client cannot hold a connection open by dribbling bytes.
+pub const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+fn configure(b: &mut hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>, header_timeout: std::time::Duration) {
+    b.http1().timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(header_timeout);
+    b.http2()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .keep_alive_interval(std::time::Duration::from_secs(30))
+        .keep_alive_timeout(header_timeout);
+}
+
+fn stop_on(shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> axum_server::Handle<SocketAddr> {
+    let handle = axum_server::Handle::new();
+    let stopper = handle.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        stopper.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
+    });
+    handle
+}
+
+/// Serves HTTP/1.1 and HTTP/2 (prior knowledge) until `shutdown` resolves.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     edge: Arc<Edge>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(edge).into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown)
+    let timeout = edge.config.header_read_timeout;
+    let mut server = axum_server::from_tcp(listener.into_std()?)?;
+    configure(server.http_builder(), timeout);
+    server
+        .handle(stop_on(shutdown))
+        .serve(router(edge).into_make_service_with_connect_info::<SocketAddr>())
         .await
 }
 
@@ -51,14 +77,11 @@ pub async fn serve_tls(
     // One process-wide crypto provider; a second install is a no-op error.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert_pem, key_pem).await?;
-    let handle = axum_server::Handle::new();
-    let stopper = handle.clone();
-    tokio::spawn(async move {
-        shutdown.await;
-        stopper.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
-    });
-    axum_server::from_tcp_rustls(listener, config)?
-        .handle(handle)
+    let timeout = edge.config.header_read_timeout;
+    let mut server = axum_server::from_tcp_rustls(listener, config)?;
+    configure(server.http_builder(), timeout);
+    server
+        .handle(stop_on(shutdown))
         .serve(router(edge).into_make_service_with_connect_info::<SocketAddr>())
         .await
 }

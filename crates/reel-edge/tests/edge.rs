@@ -98,6 +98,7 @@ async fn rig(cache_bytes: u64) -> Rig {
         key: key.clone(),
         control_url: None,
         report_interval: Duration::from_secs(2),
+        header_read_timeout: Duration::from_millis(800),
     })
     .expect("edge");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind edge");
@@ -273,4 +274,26 @@ async fn prefill_pulls_whole_titles_at_the_set_rate() {
     assert_eq!(reqwest::get(&url).await.expect("get").status(), 200);
     assert_eq!(rig.origin_media_requests.load(Ordering::SeqCst), fetched, "a viewer's first request is already a hit");
     assert_eq!(reel_edge::prefill(&rig.edge_state, &["film".to_string()], rate).await, 0, "nothing twice");
+}
+
+#[tokio::test]
+async fn slow_clients_are_cut_off_and_others_still_served() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rig = rig(64 << 20).await;
+    let addr = rig.edge.trim_start_matches("http://").to_string();
+    // Fifty clients that start a request and never finish its headers.
+    let mut slow = Vec::new();
+    for _ in 0..50 {
+        let mut s = tokio::net::TcpStream::connect(&addr).await.expect("connect");
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ").await.expect("write");
+        slow.push(s);
+    }
+    let url = format!("{}/media/{}/film/720p/seg_000.m4s", rig.edge, token(&rig.key, "film", 1080, 600));
+    assert_eq!(reqwest::get(&url).await.expect("normal client").status(), 200, "others are served meanwhile");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    for mut s in slow {
+        let mut buf = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(3), s.read_to_end(&mut buf)).await;
+        assert!(read.is_ok(), "the server closed a connection whose headers never came");
+    }
 }
