@@ -43,6 +43,8 @@ pub struct EdgeConfig {
     pub report_interval: Duration,
     /// How long a client may take to send its request headers.
     pub header_read_timeout: Duration,
+    /// How long one upstream fetch may take before it counts as failed.
+    pub fill_timeout: Duration,
 }
 
 /// Counters an appliance reports.
@@ -90,7 +92,7 @@ impl Edge {
         let cache = Cache::open(&config.cache_dir, config.cache_bytes)?;
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(3))
-            .timeout(Duration::from_secs(30))
+            .timeout(config.fill_timeout)
             .build()
             .map_err(|e| EdgeError::Upstream { key: String::new(), reason: e.to_string() })?;
         let memory = MemoryTier::new(config.memory_bytes);

@@ -75,9 +75,13 @@ async fn rig(cache_bytes: u64) -> Rig {
         let seen = seen.clone();
         async move {
             if req.uri().path().starts_with("/media/") {
-                seen.fetch_add(1, Ordering::SeqCst);
+                let n = seen.fetch_add(1, Ordering::SeqCst);
                 // Slow enough that concurrent misses overlap.
                 tokio::time::sleep(Duration::from_millis(200)).await;
+                // seg_003 of 1080p hangs the first time it is asked for.
+                if n == 0 && req.uri().path().ends_with("/1080p/seg_003.m4s") {
+                    tokio::time::sleep(Duration::from_secs(20)).await;
+                }
             }
             next.run(req).await
         }
@@ -99,6 +103,7 @@ async fn rig(cache_bytes: u64) -> Rig {
         control_url: None,
         report_interval: Duration::from_secs(2),
         header_read_timeout: Duration::from_millis(800),
+        fill_timeout: Duration::from_millis(1500),
     })
     .expect("edge");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind edge");
@@ -296,4 +301,18 @@ async fn slow_clients_are_cut_off_and_others_still_served() {
         let read = tokio::time::timeout(Duration::from_secs(3), s.read_to_end(&mut buf)).await;
         assert!(read.is_ok(), "the server closed a connection whose headers never came");
     }
+}
+
+#[tokio::test]
+async fn a_hanging_origin_fails_the_fill_in_time_and_the_next_request_recovers() {
+    let rig = rig(64 << 20).await;
+    let url = format!("{}/media/{}/film/1080p/seg_003.m4s", rig.edge, token(&rig.key, "film", 1080, 600));
+    let started = std::time::Instant::now();
+    let first = reqwest::get(&url).await.expect("first");
+    assert_eq!(first.status(), 502, "the player is told to move on");
+    assert!(started.elapsed() < Duration::from_secs(5), "within the fill timeout, not the origin's 20 s");
+    let second = reqwest::get(&url).await.expect("second");
+    assert_eq!(second.status(), 200);
+    assert_eq!(second.bytes().await.expect("body").as_ref(), segment_bytes(3).as_slice());
+    assert!(rig.edge_state.cache.path_of("film/1080p/seg_003.m4s").is_some(), "no half-written object was kept");
 }

@@ -543,6 +543,7 @@ async fn edge(args: EdgeArgs) -> Result<()> {
         control_url: args.control_url.clone(),
         report_interval: std::time::Duration::from_millis(reel_control::fleet::REPORT_INTERVAL_MS as u64),
         header_read_timeout: reel_edge::HEADER_READ_TIMEOUT,
+        fill_timeout: std::time::Duration::from_secs(30),
     })
     .with_context(|| format!("cannot open the cache in {}", args.cache_dir.display()))?;
     let listener = tokio::net::TcpListener::bind(args.listen)
