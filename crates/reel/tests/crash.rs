@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{demo_cache, post, start, PASSWORD};
+use common::{post, sign_up, up_demo, PASSWORD};
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -15,18 +15,13 @@ use std::time::Duration;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_writes_survive_kill_9() {
     let data = tempfile::tempdir().expect("temp dir");
-    let dir = data.path().to_str().expect("utf-8 temp path").to_string();
-    let cache = demo_cache();
-    let args = ["up", "--data-dir", &dir, "--demo-cache", cache.to_str().expect("utf-8 cache path")];
     let http = reqwest::Client::new();
-    let mut child = start(&args).await;
+    let mut child = up_demo(data.path()).await;
     let base = child.base.clone();
 
     // A Premium account watching four titles on four profiles.
-    let signup = post(&http, format!("{base}/api/v1/accounts"), None,
-        json!({"email": "crash@example.com", "password": PASSWORD, "plan": "premium"})).await.expect("sign up");
-    let token = signup["token"].as_str().expect("token").to_string();
-    let mut profiles = vec![signup["profiles"][0]["id"].as_str().expect("profile").to_string()];
+    let (token, first_profile) = sign_up(&http, &base, "crash@example.com", "premium").await;
+    let mut profiles = vec![first_profile];
     for i in 0..3 {
         let p = post(&http, format!("{base}/api/v1/profiles"), Some(&token), json!({"name": format!("P{i}")})).await.expect("profile");
         profiles.push(p["id"].as_str().expect("id").to_string());
@@ -81,7 +76,7 @@ async fn acknowledged_writes_survive_kill_9() {
     assert!(positions.iter().all(|p| *p > 0.0), "the burst acknowledged heartbeats before the kill: {positions:?}");
 
     // Restart on the same data directory.
-    let child = start(&args).await;
+    let child = up_demo(data.path()).await;
     let base = child.base.clone();
     {
         for email in &emails {

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{demo_cache, post, start, PASSWORD};
+use common::{post, sign_up, up_demo};
 use serde_json::{json, Value};
 
 async fn client_from(addr: &str) -> reqwest::Client {
@@ -17,15 +17,10 @@ async fn client_from(addr: &str) -> reqwest::Client {
 async fn each_prefix_plays_from_its_own_sites_appliance() {
     let data = tempfile::tempdir().expect("temp dir");
     let dir = data.path().to_str().expect("utf-8").to_string();
-    let cache = demo_cache();
-    let server = start(&["up", "--data-dir", &dir, "--demo-cache", cache.to_str().expect("utf-8")]).await;
+    let server = up_demo(data.path()).await;
     let base = &server.base;
     let http = reqwest::Client::new();
-    let signup = post(&http, format!("{base}/api/v1/accounts"), None, json!({"email": "steer@example.com", "password": PASSWORD, "plan": "premium"}))
-        .await
-        .expect("sign up");
-    let token = signup["token"].as_str().expect("token").to_string();
-    let profile = signup["profiles"][0]["id"].as_str().expect("profile").to_string();
+    let (token, profile) = sign_up(&http, base, "steer@example.com", "premium").await;
 
     // Appliances report every 2 s; wait until steering counts them healthy.
     let mut ready = false;
@@ -106,16 +101,10 @@ async fn each_prefix_plays_from_its_own_sites_appliance() {
 async fn appliances_fetch_their_fill_plan_with_a_signed_request() {
     use base64::Engine;
     let data = tempfile::tempdir().expect("temp dir");
-    let dir = data.path().to_str().expect("utf-8").to_string();
-    let cache = demo_cache();
-    let server = start(&["up", "--data-dir", &dir, "--demo-cache", cache.to_str().expect("utf-8")]).await;
+    let server = up_demo(data.path()).await;
     let base = &server.base;
     let http = reqwest::Client::new();
-    let signup = post(&http, format!("{base}/api/v1/accounts"), None, json!({"email": "fill@example.com", "password": PASSWORD, "plan": "premium"}))
-        .await
-        .expect("sign up");
-    let token = signup["token"].as_str().expect("token").to_string();
-    let profile = signup["profiles"][0]["id"].as_str().expect("profile").to_string();
+    let (token, profile) = sign_up(&http, base, "fill@example.com", "premium").await;
     let viewer = client_from("127.0.1.7").await;
     let play = post(&viewer, format!("{base}/api/v1/playback"), Some(&token), json!({"profile_id": profile, "title_id": "demo-deep-zoom"}))
         .await

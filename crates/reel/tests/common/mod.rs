@@ -77,3 +77,19 @@ pub async fn post_status(http: &reqwest::Client, url: String, token: Option<&str
     }
     res.json().await.map_err(|_| status.as_u16())
 }
+
+/// `reel up` on `data_dir` with the shared demo-video cache.
+pub async fn up_demo(data_dir: &std::path::Path) -> Server {
+    let dir = data_dir.to_str().expect("utf-8 data dir");
+    let cache = demo_cache();
+    start(&["up", "--data-dir", dir, "--demo-cache", cache.to_str().expect("utf-8 cache dir")]).await
+}
+
+/// Signs up a new account; its session token and first profile id.
+pub async fn sign_up(http: &reqwest::Client, base: &str, email: &str, plan: &str) -> (String, String) {
+    let body = serde_json::json!({"email": email, "password": PASSWORD, "plan": plan});
+    let signup = post(http, format!("{base}/api/v1/accounts"), None, body).await.expect("sign up");
+    let token = signup["token"].as_str().expect("token").to_string();
+    let profile = signup["profiles"][0]["id"].as_str().expect("profile").to_string();
+    (token, profile)
+}
