@@ -316,3 +316,40 @@ async fn a_hanging_origin_fails_the_fill_in_time_and_the_next_request_recovers()
     assert_eq!(second.bytes().await.expect("body").as_ref(), segment_bytes(3).as_slice());
     assert!(rig.edge_state.cache.path_of("film/1080p/seg_003.m4s").is_some(), "no half-written object was kept");
 }
+
+#[tokio::test]
+async fn a_child_appliance_fills_from_its_parent_not_the_origin() {
+    let rig = rig(64 << 20).await;
+    // A second appliance whose upstream is the first.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let child = Edge::open(EdgeConfig {
+        appliance_id: "oca-child-01".into(),
+        cache_dir: dir.path().join("cache"),
+        cache_bytes: 64 << 20,
+        memory_bytes: 16 << 20,
+        upstream: rig.edge.clone(),
+        key: rig.key.clone(),
+        control_url: None,
+        report_interval: Duration::from_secs(2),
+        header_read_timeout: Duration::from_secs(5),
+        fill_timeout: Duration::from_secs(5),
+    })
+    .expect("child edge");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let child_url = format!("http://{}", listener.local_addr().expect("addr"));
+    let serving = child.clone();
+    tokio::spawn(async move {
+        let _ = reel_edge::serve(listener, serving, std::future::pending()).await;
+    });
+    let t = token(&rig.key, "film", 720, 600);
+    for _ in 0..3 {
+        let r = reqwest::get(format!("{child_url}/media/{t}/film/720p/seg_001.m4s")).await.expect("child");
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.bytes().await.expect("body").as_ref(), segment_bytes(1).as_slice());
+    }
+    let master = reqwest::get(format!("{child_url}/media/{t}/film/master.m3u8")).await.expect("master").text().await.expect("text");
+    assert!(master.contains("720p/index.m3u8") && !master.contains("1080p"), "the child filters by the viewer's token: {master}");
+    assert_eq!(child.counters.upstream_fetches.load(Ordering::SeqCst), 2, "child: the segment and the master, once each");
+    assert_eq!(rig.edge_state.counters.upstream_fetches.load(Ordering::SeqCst), 2, "parent: the same two, once each");
+    assert_eq!(rig.origin_media_requests.load(Ordering::SeqCst), 2, "the origin saw only the parent");
+}
