@@ -823,7 +823,7 @@ async fn fleet(cmd: FleetCommand) -> Result<()> {
         FleetCommand::Config(ConfigCommand::Versions { store, id }) => {
             let store = store.open().await?;
             for v in store.config_versions(&id).await? {
-                println!("v{:<4} {}  {}  {}", v.version, v.created_ms, &v.sha256[..12.min(v.sha256.len())], v.actor);
+                println!("v{:<4} {}  {}  {}", v.version, utc(v.created_ms), &v.sha256[..12.min(v.sha256.len())], v.actor);
             }
         }
         FleetCommand::Config(ConfigCommand::Diff { store, id, from, to }) => {
@@ -838,9 +838,36 @@ async fn fleet(cmd: FleetCommand) -> Result<()> {
         FleetCommand::Audit { store, limit } => {
             let store = store.open().await?;
             for e in store.audit(limit.clamp(1, 1000)).await? {
-                println!("{}  {:<24} {:<14} {:<10} {:<16} {}", e.at_ms, e.actor, e.action, e.entity, e.entity_id, e.after.unwrap_or_default());
+                println!("{}  {:<24} {:<14} {:<10} {:<16} {}", utc(e.at_ms), e.actor, e.action, e.entity, e.entity_id, e.after.unwrap_or_default());
             }
         }
     }
     Ok(())
+}
+
+/// Unix milliseconds as `YYYY-MM-DDTHH:MM:SSZ` (UTC), for people reading the CLI.
+fn utc(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn utc_times() {
+        assert_eq!(super::utc(0), "1970-01-01T00:00:00Z");
+        assert_eq!(super::utc(951_782_400_000), "2000-02-29T00:00:00Z");
+        assert_eq!(super::utc(1_795_322_635_047), "2026-11-22T04:43:55Z");
+    }
 }
