@@ -5,10 +5,12 @@
 //! where a rule such as "Basic means one stream at up to 720p" is written down.
 
 mod maturity;
+mod media;
 mod plan;
 mod token;
 
 pub use maturity::{Maturity, KIDS_MAX_LEVEL};
+pub use media::{is_media_name, media_content_type, rendition_height};
 pub use plan::{Plan, Role};
 pub use token::{PlaybackClaims, TokenError, TokenKey};
 

@@ -34,6 +34,8 @@ pub enum TokenError {
     BadSignature,
     #[error("the playback token has expired")]
     Expired,
+    #[error("the playback token is for another title")]
+    OtherTitle,
 }
 
 /// A shared secret for signing and checking playback tokens.
@@ -98,6 +100,15 @@ impl TokenKey {
         mac.verify_slice(&sig).is_ok()
     }
 
+    /// [`TokenKey::verify`], and that the token opens `title`.
+    pub fn verify_for_title(&self, token: &str, title: &str, now_s: i64) -> Result<PlaybackClaims, TokenError> {
+        let claims = self.verify(token, now_s)?;
+        if claims.tid != title {
+            return Err(TokenError::OtherTitle);
+        }
+        Ok(claims)
+    }
+
     /// Checks signature first (in constant time), then expiry against `now_s`.
     pub fn verify(&self, token: &str, now_s: i64) -> Result<PlaybackClaims, TokenError> {
         if token.len() > 1024 {
@@ -156,6 +167,7 @@ mod tests {
         );
         assert_eq!(k.verify(&format!("{forged_body}.{sig}"), 0), Err(TokenError::BadSignature));
         assert_eq!(k.verify("nodot", 0), Err(TokenError::Malformed));
+        assert_eq!(k.verify_for_title(&k.sign(&claims(5)), "other", 0), Err(TokenError::OtherTitle));
         assert_eq!(k.verify("a.b!c", 0), Err(TokenError::Malformed));
     }
 }

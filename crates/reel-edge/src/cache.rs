@@ -35,13 +35,7 @@ pub struct Cache {
 /// made of safe characters; anything else never touches the disk.
 pub fn valid_key(key: &str) -> bool {
     let parts: Vec<&str> = key.split('/').collect();
-    (2..=3).contains(&parts.len())
-        && parts.iter().all(|p| {
-            !p.is_empty()
-                && p.len() <= 64
-                && !p.starts_with('.')
-                && p.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
-        })
+    (2..=3).contains(&parts.len()) && parts.iter().all(|p| reel_domain::is_media_name(p))
 }
 
 impl Cache {

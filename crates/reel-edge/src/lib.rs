@@ -126,10 +126,7 @@ impl Edge {
 
     /// A short-lived token this appliance signs for its own upstream fetches.
     fn fill_token(&self, title: &str) -> String {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0);
+        let now = reel_domain::now_ms() / 1000;
         self.config.key.sign(&reel_domain::PlaybackClaims {
             sid: format!("fill-{}", self.config.appliance_id),
             tid: title.to_string(),

@@ -40,7 +40,7 @@ impl FillWindow {
     }
 
     fn now_contains(&self) -> bool {
-        let s = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let s = (reel_domain::now_ms() / 1000).max(0) as u64;
         self.contains(((s % 86_400) / 60) as u32)
     }
 }
@@ -114,7 +114,7 @@ pub async fn prefill_loop(edge: Arc<Edge>, window: FillWindow, bytes_per_s: u64,
         if !window.now_contains() {
             continue;
         }
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let now = reel_domain::now_ms() / 1000;
         let stamp = format!("{id}:{now}");
         let res = http
             .get(&url)

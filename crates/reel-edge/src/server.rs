@@ -86,31 +86,14 @@ pub async fn serve_tls(
         .await
 }
 
-fn safe_part(p: &str) -> bool {
-    !p.is_empty() && p.len() <= 64 && !p.starts_with('.') && p.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
-}
-
-fn rendition_height(name: &str) -> Option<u32> {
-    let digits = name.strip_suffix('p')?;
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    digits.parse().ok()
-}
-
 fn check(edge: &Edge, token: &str, title: &str) -> Result<PlaybackClaims, Response> {
     if !reel_domain::is_valid_id(title) {
         return Err(error(StatusCode::NOT_FOUND, "not_found", "no such title"));
     }
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
-    let claims = edge.config.key.verify(token, now).map_err(|e| match e {
+    edge.config.key.verify_for_title(token, title, reel_domain::now_ms() / 1000).map_err(|e| match e {
         TokenError::Expired => error(StatusCode::FORBIDDEN, "token_expired", "the playback token has expired"),
-        _ => error(StatusCode::FORBIDDEN, "bad_token", "the playback token is not valid"),
-    })?;
-    if claims.tid != title {
-        return Err(error(StatusCode::FORBIDDEN, "bad_token", "the playback token is for another title"));
-    }
-    Ok(claims)
+        e => error(StatusCode::FORBIDDEN, "bad_token", &e.to_string()),
+    })
 }
 
 fn upstream_failed(edge: &Edge, e: crate::EdgeError) -> Response {
@@ -180,21 +163,15 @@ async fn object(
         Ok(c) => c,
         Err(r) => return r,
     };
-    let Some(height) = rendition_height(&rendition) else {
+    let Some(height) = reel_domain::rendition_height(&rendition) else {
         return error(StatusCode::NOT_FOUND, "not_found", "no such rendition");
     };
     if height > claims.mh {
         return error(StatusCode::FORBIDDEN, "quality_cap", "the plan does not include this quality");
     }
-    let mime = match file.rsplit_once('.').map(|(_, ext)| ext) {
-        Some("m3u8") => "application/vnd.apple.mpegurl",
-        Some("m4s") => "video/iso.segment",
-        Some("mp4") => "video/mp4",
-        _ => return error(StatusCode::NOT_FOUND, "not_found", "no such file"),
-    };
-    if !safe_part(&file) {
+    let Some(mime) = reel_domain::media_content_type(&file).filter(|_| reel_domain::is_media_name(&file)) else {
         return error(StatusCode::NOT_FOUND, "not_found", "no such file");
-    }
+    };
     let key = format!("{title}/{rendition}/{file}");
     let loaded = match edge.memory.get(&key) {
         Some(l) => {

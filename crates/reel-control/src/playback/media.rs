@@ -13,7 +13,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use reel_domain::{PlaybackClaims, TokenError};
+use reel_domain::{is_media_name, media_content_type, rendition_height, PlaybackClaims, TokenError};
 use tower::ServiceExt;
 
 pub fn media_routes() -> Router<AppState> {
@@ -23,40 +23,10 @@ pub fn media_routes() -> Router<AppState> {
 }
 
 fn check_token(state: &AppState, token: &str, title: &str) -> ApiResult<PlaybackClaims> {
-    let claims = state.token_key.verify(token, reel_domain::now_ms() / 1000).map_err(|e| match e {
+    state.token_key.verify_for_title(token, title, reel_domain::now_ms() / 1000).map_err(|e| match e {
         TokenError::Expired => ApiError::new(StatusCode::FORBIDDEN, "token_expired", "the playback token has expired; start playback again"),
-        _ => ApiError::new(StatusCode::FORBIDDEN, "bad_token", "the playback token is not valid"),
-    })?;
-    if claims.tid != title {
-        return Err(ApiError::new(StatusCode::FORBIDDEN, "bad_token", "the playback token is for another title"));
-    }
-    Ok(claims)
-}
-
-/// Height encoded in a rendition folder name: `720p` -> 720. Anything but
-/// digits then `p` (`720p-old`, `720px`) is not a rendition folder.
-pub fn rendition_height(name: &str) -> Option<u32> {
-    let digits = name.strip_suffix('p')?;
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    digits.parse().ok()
-}
-
-fn safe_file_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
-        && !name.starts_with('.')
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
-}
-
-fn content_type(file: &str) -> Option<&'static str> {
-    match file.rsplit_once('.')?.1 {
-        "m3u8" => Some("application/vnd.apple.mpegurl"),
-        "m4s" => Some("video/iso.segment"),
-        "mp4" => Some("video/mp4"),
-        _ => None,
-    }
+        e => ApiError::new(StatusCode::FORBIDDEN, "bad_token", format!("{e}")),
+    })
 }
 
 async fn master(State(state): State<AppState>, Path((token, title)): Path<(String, String)>) -> ApiResult<Response> {
@@ -89,11 +59,11 @@ async fn file(
 ) -> ApiResult<Response> {
     check_id(&title, "title")?;
     let claims = check_token(&state, &token, &title)?;
-    let height = rendition_height(&rendition).filter(|_| safe_file_name(&rendition)).ok_or_else(|| ApiError::not_found("media"))?;
+    let height = rendition_height(&rendition).ok_or_else(|| ApiError::not_found("media"))?;
     if height > claims.mh {
         return Err(ApiError::new(StatusCode::FORBIDDEN, "quality_cap", "your plan does not include this quality"));
     }
-    let mime = content_type(&file).filter(|_| safe_file_name(&file)).ok_or_else(|| ApiError::not_found("media"))?;
+    let mime = media_content_type(&file).filter(|_| is_media_name(&file)).ok_or_else(|| ApiError::not_found("media"))?;
     let path = state.config.origin_dir.join(&title).join(&rendition).join(&file);
     let mut res = tower_http::services::ServeFile::new(path)
         .oneshot(req)
@@ -109,29 +79,4 @@ async fn file(
     let cache = if file.ends_with(".m3u8") { "private, max-age=10" } else { "private, max-age=86400, immutable" };
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
     Ok(res)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rendition_names() {
-        assert_eq!(rendition_height("720p"), Some(720));
-        assert_eq!(rendition_height("1080p"), Some(1080));
-        assert_eq!(rendition_height("p720"), None);
-        assert_eq!(rendition_height("720"), None);
-        assert_eq!(rendition_height(".."), None);
-        assert_eq!(rendition_height("720p-old"), None);
-        assert_eq!(rendition_height("720px"), None);
-        assert_eq!(rendition_height("p"), None);
-    }
-
-    #[test]
-    fn file_names() {
-        assert!(safe_file_name("seg_001.m4s"));
-        for bad in ["", "..", ".hidden", "a/b", "a\\b", "a\0b", "%2e%2e"] {
-            assert!(!safe_file_name(bad), "{bad:?}");
-        }
-    }
 }
