@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -14,6 +15,29 @@ struct Entry {
     size: u64,
     score: f64,
     at: Instant,
+    /// The SHA-256 recorded when the object was filled.
+    sum: Option<String>,
+    /// Whether the file on disk was checked against `sum` since the cache
+    /// was opened (a fill writes what it hashed, so it starts checked).
+    verified: bool,
+}
+
+/// A cached object, found.
+#[derive(Debug, Clone)]
+pub struct Hit {
+    pub path: PathBuf,
+    pub size: u64,
+    /// Known once the object's checksum is known.
+    pub etag: Option<String>,
+    /// Checked against its checksum since this cache was opened.
+    pub verified: bool,
+}
+
+/// The validator of an object: derived from its content, so every appliance
+/// holding the same bytes gives the same ETag (a player that fails over can
+/// keep using `If-Range`).
+pub fn etag_of(sum: &str) -> String {
+    format!("\"{}\"", &sum[..sum.len().min(24)])
 }
 
 impl Entry {
@@ -27,7 +51,8 @@ pub struct Cache {
     root: PathBuf,
     /// `<dir>/sums/<key>`: the SHA-256 of each object, written at fill.
     sums: PathBuf,
-    capacity: u64,
+    /// The configured bytes, lowered if the disk turns out to hold less.
+    capacity: AtomicU64,
     index: Mutex<(HashMap<String, Entry>, u64)>,
 }
 
@@ -62,27 +87,45 @@ impl Cache {
                     }
                     let size = entry.metadata()?.len();
                     used += size;
-                    index.insert(key, Entry { size, score: 0.0, at: now });
+                    let sum = std::fs::read_to_string(dir.join("sums").join(&key)).ok().map(|s| s.trim().to_string()).filter(|s| s.len() == 64);
+                    index.insert(key, Entry { size, score: 0.0, at: now, sum, verified: false });
                 }
             }
         }
         let sums = dir.join("sums");
         std::fs::create_dir_all(&sums)?;
-        Ok(Cache { root, sums, capacity, index: Mutex::new((index, used)) })
+        Ok(Cache { root, sums, capacity: AtomicU64::new(capacity), index: Mutex::new((index, used)) })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, (HashMap<String, Entry>, u64)> {
         self.index.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The file for `key` if cached, counting the hit.
-    pub fn hit(&self, key: &str) -> Option<PathBuf> {
+    /// The object `key` if cached, counting the hit.
+    pub fn hit(&self, key: &str) -> Option<Hit> {
         let mut idx = self.lock();
         let now = Instant::now();
         let e = idx.0.get_mut(key)?;
         e.score = e.decayed(now) + 1.0;
         e.at = now;
-        Some(self.root.join(key))
+        Some(Hit { path: self.root.join(key), size: e.size, etag: e.sum.as_deref().map(etag_of), verified: e.verified })
+    }
+
+    /// Records that the file for `key` matched (or, lacking a recorded sum,
+    /// now has) the checksum `sum`.
+    fn mark_verified(&self, key: &str, sum: &str) {
+        let mut idx = self.lock();
+        if let Some(e) = idx.0.get_mut(key) {
+            if e.sum.is_none() {
+                let _ = std::fs::write(self.sums.join(key), sum);
+                e.sum = Some(sum.to_string());
+            }
+            e.verified = true;
+        }
+    }
+
+    fn recorded_sum(&self, key: &str) -> Option<String> {
+        self.lock().0.get(key).and_then(|e| e.sum.clone())
     }
 
     pub fn path_of(&self, key: &str) -> Option<PathBuf> {
@@ -91,7 +134,7 @@ impl Cache {
 
     /// Bytes held and the capacity.
     pub fn usage(&self) -> (u64, u64) {
-        (self.lock().1, self.capacity)
+        (self.lock().1, self.capacity.load(Ordering::Relaxed))
     }
 
     /// Titles with at least one object cached.
@@ -102,66 +145,114 @@ impl Cache {
         t
     }
 
-    /// Stores `bytes` under `key`, evicting the least popular objects to fit.
-    /// Written to a `.part` file and renamed, so readers never see half a file.
-    pub fn insert(&self, key: &str, bytes: &[u8]) -> std::io::Result<()> {
+    /// Stores `bytes` under `key`, evicting the least popular objects to
+    /// fit, and returns its SHA-256. Written to a `.part` file and renamed, so
+    /// readers never see half a file. A disk that fills up before the
+    /// configured capacity lowers the capacity to what it holds and makes
+    /// room by eviction, once.
+    pub fn insert(&self, key: &str, bytes: &[u8]) -> std::io::Result<String> {
         if !valid_key(key) {
             return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "invalid cache key"));
         }
         let size = bytes.len() as u64;
-        if size > self.capacity {
+        if size > self.capacity.load(Ordering::Relaxed) {
             return Err(std::io::Error::new(std::io::ErrorKind::StorageFull, "object larger than the cache"));
         }
+        let sum = sha256_hex(bytes);
         let path = self.root.join(key);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)?;
-        }
-        let part = path.with_extension("part");
-        std::fs::write(&part, bytes)?;
         let sum_path = self.sums.join(key);
-        if let Some(parent) = sum_path.parent() {
-            std::fs::create_dir_all(parent)?;
+        let part = path.with_extension("part");
+        self.make_room(key, size);
+        let write = |()| -> std::io::Result<()> {
+            for p in [&path, &sum_path] {
+                if let Some(parent) = p.parent() {
+                    std::fs::create_dir_all(parent)?;
+                }
+            }
+            std::fs::write(&part, bytes)?;
+            std::fs::write(&sum_path, &sum)
+        };
+        if let Err(e) = write(()) {
+            let _ = std::fs::remove_file(&part);
+            if !is_disk_full(&e) {
+                return Err(e);
+            }
+            let held = self.lock().1;
+            tracing::warn!(message = "disk full before the cache's capacity; lowering it", held_bytes = held);
+            self.capacity.fetch_min(held, Ordering::Relaxed);
+            if size > held {
+                return Err(e);
+            }
+            self.make_room(key, size);
+            if let Err(e) = write(()) {
+                let _ = std::fs::remove_file(&part);
+                return Err(e);
+            }
         }
-        std::fs::write(&sum_path, sha256_hex(bytes))?;
         let victims = {
             let mut idx = self.lock();
-            let now = Instant::now();
-            let mut victims = Vec::new();
+            if let Err(e) = std::fs::rename(&part, &path) {
+                let _ = std::fs::remove_file(&part);
+                return Err(e);
+            }
             if let Some(old) = idx.0.remove(key) {
                 idx.1 -= old.size;
             }
-            while idx.1 + size > self.capacity {
-                let Some(k) = idx
-                    .0
-                    .iter()
-                    .min_by(|a, b| a.1.decayed(now).partial_cmp(&b.1.decayed(now)).unwrap_or(std::cmp::Ordering::Equal))
-                    .map(|(k, _)| k.clone())
-                else {
-                    break;
-                };
-                if let Some(e) = idx.0.remove(&k) {
-                    idx.1 -= e.size;
-                }
-                victims.push(k);
-            }
-            std::fs::rename(&part, &path)?;
-            idx.0.insert(key.to_string(), Entry { size, score: 0.0, at: now });
+            // Fills that ran side by side may each have made room for
+            // themselves only.
+            let victims = self.evict_over(&mut idx, size, key);
+            idx.0.insert(key.to_string(), Entry { size, score: 0.0, at: Instant::now(), sum: Some(sum.clone()), verified: true });
             idx.1 += size;
             victims
         };
+        self.delete(victims);
+        Ok(sum)
+    }
+
+    /// Evicts the least popular objects until `size` more bytes fit.
+    fn make_room(&self, key: &str, size: u64) {
+        let victims = {
+            let mut idx = self.lock();
+            let mut victims = Vec::new();
+            if let Some(old) = idx.0.remove(key) {
+                idx.1 -= old.size;
+                victims.push(key.to_string());
+            }
+            victims.extend(self.evict_over(&mut idx, size, key));
+            victims
+        };
+        self.delete(victims);
+    }
+
+    /// Takes the least popular objects (never `keep`) out of the index until
+    /// `extra` more bytes fit; their files are for the caller to delete.
+    fn evict_over(&self, idx: &mut (HashMap<String, Entry>, u64), extra: u64, keep: &str) -> Vec<String> {
+        let capacity = self.capacity.load(Ordering::Relaxed);
+        let now = Instant::now();
+        let mut victims = Vec::new();
+        while idx.1 + extra > capacity {
+            let Some(k) = idx
+                .0
+                .iter()
+                .filter(|(k, _)| k.as_str() != keep)
+                // Least popular first; among equals, the least recently used.
+                .min_by(|a, b| a.1.decayed(now).partial_cmp(&b.1.decayed(now)).unwrap_or(std::cmp::Ordering::Equal).then(a.1.at.cmp(&b.1.at)))
+                .map(|(k, _)| k.clone())
+            else {
+                break;
+            };
+            if let Some(e) = idx.0.remove(&k) {
+                idx.1 -= e.size;
+            }
+            victims.push(k);
+        }
+        victims
+    }
+
+    fn delete(&self, victims: Vec<String>) {
         for v in victims {
             let _ = std::fs::remove_file(self.root.join(&v));
             let _ = std::fs::remove_file(self.sums.join(&v));
-        }
-        Ok(())
-    }
-
-    /// Whether `bytes` match the checksum recorded when `key` was filled
-    /// (objects without a recorded sum pass).
-    pub fn verify(&self, key: &str, bytes: &[u8]) -> bool {
-        match std::fs::read_to_string(self.sums.join(key)) {
-            Ok(sum) => sum.trim() == sha256_hex(bytes),
-            Err(_) => true,
         }
     }
 
@@ -172,12 +263,16 @@ impl Cache {
             idx.1 -= e.size;
         }
         drop(idx);
-        let _ = std::fs::remove_file(self.root.join(key));
-        let _ = std::fs::remove_file(self.sums.join(key));
+        self.delete(vec![key.to_string()]);
     }
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
+fn is_disk_full(e: &std::io::Error) -> bool {
+    // ENOSPC, and EDQUOT for a quota.
+    e.kind() == std::io::ErrorKind::StorageFull || e.kind() == std::io::ErrorKind::QuotaExceeded || matches!(e.raw_os_error(), Some(28) | Some(122))
+}
+
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::{Digest, Sha256};
     Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -294,15 +389,27 @@ impl MemoryTier {
     }
 }
 
-/// Reads a cached file in one go, with an ETag from its size and mtime.
-pub async fn load(path: &Path) -> std::io::Result<Loaded> {
-    let meta = tokio::fs::metadata(path).await?;
-    let mtime = meta
-        .modified()
-        .ok()
-        .and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok())
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    let bytes = tokio::fs::read(path).await?;
-    Ok(Loaded { etag: format!("\"{:x}-{:x}\"", bytes.len(), mtime), bytes: bytes.into() })
+/// Reads the cached object `key` whole. The first read since the cache was
+/// opened checks it against the checksum taken at fill; a damaged copy is
+/// dropped (`Ok(None)`: fill it again).
+/// Returns the bytes and their SHA-256.
+pub async fn read_verified(cache: &Cache, key: &str, path: &Path) -> std::io::Result<Option<(bytes::Bytes, String)>> {
+    let bytes: bytes::Bytes = tokio::fs::read(path).await?.into();
+    let checked = cache.lock().0.get(key).filter(|e| e.verified).and_then(|e| e.sum.clone());
+    if let Some(sum) = checked {
+        return Ok(Some((bytes, sum)));
+    }
+    let b = bytes.clone();
+    let sum = tokio::task::spawn_blocking(move || sha256_hex(&b)).await.map_err(std::io::Error::other)?;
+    match cache.recorded_sum(key) {
+        Some(recorded) if recorded != sum => {
+            tracing::warn!(message = "corrupted cache object dropped", key = %key);
+            cache.remove(key);
+            Ok(None)
+        }
+        _ => {
+            cache.mark_verified(key, &sum);
+            Ok(Some((bytes, sum)))
+        }
+    }
 }

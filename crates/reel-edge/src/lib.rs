@@ -9,11 +9,13 @@
 //! to the control plane, signed with that key.
 
 mod cache;
+mod fill;
+mod h1;
 mod prefill;
 mod report;
 mod server;
 
-pub use cache::{Cache, Loaded, MemoryTier};
+pub use cache::{Cache, Hit, Loaded, MemoryTier};
 pub use prefill::{prefill, prefill_loop, FillWindow, PrefillCounters};
 pub use report::{report_loop, Report};
 pub use server::{router, serve, serve_tls, HEADER_READ_TIMEOUT};
@@ -24,7 +26,8 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::OnceCell;
+
+pub use fill::Filling;
 
 /// How one appliance is set up.
 #[derive(Debug, Clone)]
@@ -45,6 +48,9 @@ pub struct EdgeConfig {
     pub header_read_timeout: Duration,
     /// How long one upstream fetch may take before it counts as failed.
     pub fill_timeout: Duration,
+    /// Send cached files by sendfile(2) on plain HTTP/1.1 (off: copy them
+    /// from the memory tier, to measure the difference).
+    pub sendfile: bool,
 }
 
 /// Counters an appliance reports.
@@ -64,17 +70,16 @@ impl Counters {
     }
 }
 
-type Fill = Arc<OnceCell<Result<u64, String>>>;
-
 /// A running appliance: configuration, cache, fills in flight and counters.
 pub struct Edge {
     pub config: EdgeConfig,
     pub cache: Cache,
-    /// Hot objects in memory, over the disk cache.
+    /// Hot objects in memory, over the disk cache, for the paths that cannot
+    /// hand a file to the kernel (TLS, HTTP/2).
     pub memory: MemoryTier,
     pub counters: Counters,
     pub prefill: PrefillCounters,
-    inflight: Mutex<HashMap<String, Fill>>,
+    inflight: Mutex<HashMap<String, Arc<Filling>>>,
     http: reqwest::Client,
 }
 
@@ -99,29 +104,74 @@ impl Edge {
         Ok(Arc::new(Edge { config, cache, memory, counters: Counters::default(), prefill: PrefillCounters::default(), inflight: Mutex::new(HashMap::new()), http }))
     }
 
-    /// Makes sure `key` (`title/rendition/file` or `title/master.m3u8`) is in
-    /// the cache. Concurrent callers for one key share one upstream fetch.
-    pub async fn ensure(&self, key: &str) -> Result<PathBuf, EdgeError> {
-        if let Some(path) = self.cache.hit(key) {
-            Counters::add(&self.counters.hits, 1);
-            return Ok(path);
-        }
-        Counters::add(&self.counters.misses, 1);
-        let cell = {
-            let mut inflight = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
-            inflight.entry(key.to_string()).or_default().clone()
-        };
-        let result = cell.get_or_init(|| self.fill(key)).await.clone();
-        {
-            let mut inflight = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
-            if inflight.get(key).is_some_and(|c| Arc::ptr_eq(c, &cell)) {
-                inflight.remove(key);
+    /// The whole of `key` (`title/rendition/file` or `title/master.m3u8`):
+    /// from the cache, or filled from upstream first. Concurrent callers for
+    /// one key share one upstream fetch.
+    pub async fn ensure(self: &Arc<Self>, key: &str) -> Result<bytes::Bytes, EdgeError> {
+        for _ in 0..3 {
+            if let Some(hit) = self.cache.hit(key) {
+                Counters::add(&self.counters.hits, 1);
+                match cache::read_verified(&self.cache, key, &hit.path).await {
+                    Ok(Some((bytes, _))) => return Ok(bytes),
+                    Ok(None) => {} // damaged and dropped: fill it again
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {} // evicted meanwhile
+                    Err(e) => return Err(EdgeError::Cache(e)),
+                }
+            }
+            if let Some(filling) = self.fill(key) {
+                return filling.whole().await.map_err(|reason| EdgeError::Upstream { key: key.to_string(), reason });
             }
         }
-        match result {
-            Ok(_) => self.cache.path_of(key).ok_or_else(|| EdgeError::Upstream { key: key.into(), reason: "evicted while filling".into() }),
-            Err(reason) => Err(EdgeError::Upstream { key: key.to_string(), reason }),
+        Err(EdgeError::Upstream { key: key.to_string(), reason: "the object kept changing under the cache".into() })
+    }
+
+    /// The fill of `key` in flight, joining one if it is already running or
+    /// starting one. The fill runs on its own task: a client that goes away
+    /// does not stop it, and every client waiting on it reads its bytes as
+    /// they arrive.
+    ///
+    /// `None` when the object reached the cache since the caller looked:
+    /// look again.
+    pub fn fill(self: &Arc<Self>, key: &str) -> Option<Arc<Filling>> {
+        let mut inflight = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(f) = inflight.get(key) {
+            Counters::add(&self.counters.misses, 1);
+            return Some(f.clone());
         }
+        if self.cache.path_of(key).is_some() {
+            return None;
+        }
+        Counters::add(&self.counters.misses, 1);
+        let filling = Arc::new(Filling::new());
+        inflight.insert(key.to_string(), filling.clone());
+        drop(inflight);
+        let edge = self.clone();
+        let key = key.to_string();
+        let f = filling.clone();
+        tokio::spawn(async move {
+            let result = edge.fetch(&key, &f).await;
+            let result = match result {
+                Ok(()) => {
+                    let whole = f.assemble();
+                    match self::store(&edge, &key, &whole).await {
+                        Ok(()) => {}
+                        Err(e) => {
+                            // The viewers still get every byte; the object is just not kept.
+                            Counters::add(&edge.counters.errors, 1);
+                            tracing::warn!(message = "filled object not cached", key = %key, error = %e);
+                        }
+                    }
+                    Ok(whole.len() as u64)
+                }
+                Err(e) => Err(e),
+            };
+            f.finish(result);
+            let mut inflight = edge.inflight.lock().unwrap_or_else(|p| p.into_inner());
+            if inflight.get(&key).is_some_and(|c| Arc::ptr_eq(c, &f)) {
+                inflight.remove(&key);
+            }
+        });
+        Some(filling)
     }
 
     /// A short-lived token this appliance signs for its own upstream fetches.
@@ -135,17 +185,40 @@ impl Edge {
         })
     }
 
-    async fn fill(&self, key: &str) -> Result<u64, String> {
+    /// Streams `key` from upstream into `into`, chunk by chunk.
+    async fn fetch(&self, key: &str, into: &Filling) -> Result<(), String> {
         let (title, rest) = key.split_once('/').ok_or("bad cache key")?;
         let url = format!("{}/media/{}/{title}/{rest}", self.config.upstream.trim_end_matches('/'), self.fill_token(title));
         Counters::add(&self.counters.upstream_fetches, 1);
-        let res = self.http.get(&url).send().await.map_err(|e| format!("fetch failed: {e}"))?;
+        let mut res = self.http.get(&url).send().await.map_err(|e| format!("fetch failed: {e}"))?;
         if !res.status().is_success() {
             return Err(format!("upstream answered {}", res.status()));
         }
-        let body = res.bytes().await.map_err(|e| format!("fetch broke off: {e}"))?;
-        self.cache.insert(key, &body).map_err(|e| format!("cannot store: {e}"))?;
-        self.memory.forget(key);
-        Ok(body.len() as u64)
+        let len = res.content_length();
+        if len.is_some_and(|l| l > self.config.cache_bytes) {
+            return Err(format!("object of {} bytes is larger than the cache", len.unwrap_or(0)));
+        }
+        into.started(len);
+        let mut got = 0u64;
+        while let Some(chunk) = res.chunk().await.map_err(|e| format!("fetch broke off: {e}"))? {
+            got += chunk.len() as u64;
+            if got > self.config.cache_bytes {
+                return Err("object larger than the cache".into());
+            }
+            into.push(chunk);
+        }
+        if len.is_some_and(|l| l != got) {
+            return Err(format!("upstream sent {got} of {} bytes", len.unwrap_or(0)));
+        }
+        Ok(())
     }
+}
+
+/// Writes a filled object to the disk cache (off the async threads).
+async fn store(edge: &Arc<Edge>, key: &str, bytes: &bytes::Bytes) -> std::io::Result<()> {
+    let e = edge.clone();
+    let (k, b) = (key.to_string(), bytes.clone());
+    let sum = tokio::task::spawn_blocking(move || e.cache.insert(&k, &b)).await.map_err(std::io::Error::other)??;
+    edge.memory.put(key, Loaded { bytes: bytes.clone(), etag: cache::etag_of(&sum) });
+    Ok(())
 }

@@ -68,27 +68,27 @@ fn uris(playlist: &str) -> Vec<String> {
 
 /// Pulls every object of `titles` into the cache, pacing to `bytes_per_s`.
 /// Objects already cached cost nothing. Returns the bytes fetched.
-pub async fn prefill(edge: &Edge, titles: &[String], bytes_per_s: u64) -> u64 {
+pub async fn prefill(edge: &Arc<Edge>, titles: &[String], bytes_per_s: u64) -> u64 {
     let mut fetched = 0u64;
     let pace = |bytes: u64| Duration::from_secs_f64(bytes as f64 / bytes_per_s.max(1) as f64);
     for title in titles {
         let Ok(master) = edge.ensure(&format!("{title}/master.m3u8")).await else { continue };
-        let Ok(master) = tokio::fs::read_to_string(master).await else { continue };
-        for variant in uris(&master) {
+        let Ok(master) = std::str::from_utf8(&master) else { continue };
+        for variant in uris(master) {
             // "720p/index.m3u8" -> rendition "720p".
             let Some((rendition, _)) = variant.split_once('/') else { continue };
             let key = format!("{title}/{variant}");
-            let Ok(path) = edge.ensure(&key).await else { continue };
-            let Ok(playlist) = tokio::fs::read_to_string(path).await else { continue };
-            for object in uris(&playlist) {
+            let Ok(playlist) = edge.ensure(&key).await else { continue };
+            let Ok(playlist) = std::str::from_utf8(&playlist) else { continue };
+            for object in uris(playlist) {
                 let key = format!("{title}/{rendition}/{object}");
                 if edge.cache.path_of(&key).is_some() {
                     continue;
                 }
                 let before = edge.counters.upstream_fetches.load(Ordering::Relaxed);
-                if let Ok(path) = edge.ensure(&key).await {
+                if let Ok(object) = edge.ensure(&key).await {
                     if edge.counters.upstream_fetches.load(Ordering::Relaxed) > before {
-                        let size = tokio::fs::metadata(&path).await.map(|m| m.len()).unwrap_or(0);
+                        let size = object.len() as u64;
                         fetched += size;
                         edge.prefill.objects.fetch_add(1, Ordering::Relaxed);
                         edge.prefill.bytes.fetch_add(size, Ordering::Relaxed);

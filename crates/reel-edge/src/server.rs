@@ -1,11 +1,12 @@
 //! The appliance's HTTP surface: the same media URLs as the origin
 //! (`/media/<token>/<title>/...`), so a player can fail over between them.
 
-use crate::{Counters, Edge};
+use crate::{Counters, Edge, Filling, Loaded};
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
-use crate::Loaded;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use bytes::Bytes;
+use std::path::PathBuf;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -13,7 +14,7 @@ use reel_domain::{PlaybackClaims, TokenError};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-fn error(status: StatusCode, code: &str, message: &str) -> Response {
+pub(crate) fn error(status: StatusCode, code: &str, message: &str) -> Response {
     let body = serde_json::json!({"error": {"code": code, "message": message}});
     (status, [(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")], axum::Json(body)).into_response()
 }
@@ -50,19 +51,21 @@ fn stop_on(shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> 
     handle
 }
 
-/// Serves HTTP/1.1 and HTTP/2 (prior knowledge) until `shutdown` resolves.
+/// Serves plain HTTP until `shutdown` resolves: HTTP/1.1 by the
+/// appliance's own connection loop (cached objects go out by sendfile),
+/// HTTP/2 by prior knowledge through hyper.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     edge: Arc<Edge>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let timeout = edge.config.header_read_timeout;
-    let mut server = axum_server::from_tcp(listener.into_std()?)?;
-    configure(server.http_builder(), timeout);
-    server
-        .handle(stop_on(shutdown))
-        .serve(router(edge).into_make_service_with_connect_info::<SocketAddr>())
-        .await
+    crate::h1::serve(listener, edge, shutdown).await
+}
+
+pub(crate) fn http2_builder(header_timeout: std::time::Duration) -> hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor> {
+    let mut b = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+    configure(&mut b, header_timeout);
+    b
 }
 
 /// Serves over TLS (rustls; HTTP/2 by ALPN, else HTTP/1.1) with the PEM
@@ -78,7 +81,9 @@ pub async fn serve_tls(
     let _ = rustls::crypto::ring::default_provider().install_default();
     let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert_pem, key_pem).await?;
     let timeout = edge.config.header_read_timeout;
-    let mut server = axum_server::from_tcp_rustls(listener, config)?;
+    // TCP_NODELAY: the last TLS record of a response must not wait on Nagle
+    // for the client's delayed ACK (a 40 ms tail on every small object).
+    let mut server = axum_server::from_tcp_rustls(listener, config)?.map(|tls| tls.acceptor(axum_server::accept::NoDelayAcceptor::new()));
     configure(server.http_builder(), timeout);
     server
         .handle(stop_on(shutdown))
@@ -109,14 +114,14 @@ async fn master(State(edge): State<Arc<Edge>>, Path((token, title)): Path<(Strin
         Ok(c) => c,
         Err(r) => return r,
     };
-    let path = match edge.ensure(&format!("{title}/master.m3u8")).await {
-        Ok(p) => p,
+    let bytes = match edge.ensure(&format!("{title}/master.m3u8")).await {
+        Ok(b) => b,
         Err(e) => return upstream_failed(&edge, e),
     };
-    let Ok(full) = tokio::fs::read_to_string(&path).await else {
-        return error(StatusCode::BAD_GATEWAY, "upstream_failed", "the cached playlist is unreadable");
+    let Ok(full) = std::str::from_utf8(&bytes) else {
+        return error(StatusCode::BAD_GATEWAY, "upstream_failed", "the cached playlist is not text");
     };
-    let filtered = filter_master(&full, claims.mh);
+    let filtered = filter_master(full, claims.mh);
     Counters::add(&edge.counters.bytes_served, filtered.len() as u64);
     (
         [
@@ -158,58 +163,140 @@ async fn object(
     Path((token, title, rendition, file)): Path<(String, String, String, String)>,
     req: Request,
 ) -> Response {
-    Counters::add(&edge.counters.requests, 1);
-    let claims = match check(&edge, &token, &title) {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let Some(height) = reel_domain::rendition_height(&rendition) else {
-        return error(StatusCode::NOT_FOUND, "not_found", "no such rendition");
-    };
-    if height > claims.mh {
-        return error(StatusCode::FORBIDDEN, "quality_cap", "the plan does not include this quality");
-    }
-    let Some(mime) = reel_domain::media_content_type(&file).filter(|_| reel_domain::is_media_name(&file)) else {
-        return error(StatusCode::NOT_FOUND, "not_found", "no such file");
-    };
-    let key = format!("{title}/{rendition}/{file}");
-    let loaded = match edge.memory.get(&key) {
-        Some(l) => {
-            edge.cache.hit(&key); // keep its popularity current for disk eviction
-            Counters::add(&edge.counters.hits, 1);
-            l
-        }
-        None => match load_verified(&edge, &key).await {
-            Ok(l) => l,
-            Err(r) => return r,
-        },
-    };
-    let cache = if file.ends_with(".m3u8") { "private, max-age=10" } else { "private, max-age=86400, immutable" };
-    let res = respond(&loaded, req.headers(), mime, cache, &edge.config.appliance_id);
-    if let Some(len) = res.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok()) {
-        Counters::add(&edge.counters.bytes_served, len);
-    }
-    res
+    let head = req.method() == axum::http::Method::HEAD;
+    let reply = object_reply(&edge, [&token, &title, &rendition, &file], req.headers(), false).await;
+    reply.into_response(&edge, head).await
 }
 
-/// Loads `key` from disk (filling it first if needed) and checks it against
-/// the checksum taken at fill; a corrupted copy is dropped and refilled once.
-async fn load_verified(edge: &Edge, key: &str) -> Result<Loaded, Response> {
-    for attempt in 0..2 {
-        let path = edge.ensure(key).await.map_err(|e| upstream_failed(edge, e))?;
-        let loaded = crate::cache::load(&path).await.map_err(|_| {
-            Counters::add(&edge.counters.errors, 1);
-            error(StatusCode::BAD_GATEWAY, "cache_read", "this appliance could not read the object; try the next URL")
-        })?;
-        if edge.cache.verify(key, &loaded.bytes) {
-            edge.memory.put(key, loaded.clone());
-            return Ok(loaded);
+/// Where an object's bytes come from.
+pub(crate) enum Source {
+    Bytes(Bytes),
+    /// A cached file, checked against its checksum since the cache opened.
+    File(PathBuf),
+    /// An object still arriving from upstream, sent as it streams.
+    Filling(Arc<Filling>),
+}
+
+/// The answer to an object request: a finished response, or a head and the
+/// part of an object to send after it (`start`, `len`).
+pub(crate) enum Reply {
+    Done(Response),
+    Object { head: Response, source: Source, start: u64, len: u64 },
+}
+
+impl Reply {
+    /// As a response with its body (the HTTP/2 and TLS paths).
+    pub(crate) async fn into_response(self, edge: &Edge, head_only: bool) -> Response {
+        let (head, source, start, len) = match self {
+            Reply::Done(r) => return r,
+            Reply::Object { head, source, start, len } => (head, source, start, len),
+        };
+        Counters::add(&edge.counters.bytes_served, len);
+        let (parts, _) = head.into_parts();
+        if head_only {
+            return Response::from_parts(parts, Body::empty());
         }
-        Counters::add(&edge.counters.errors, 1);
-        tracing::warn!(message = "corrupted cache object dropped", key = %key, attempt);
-        edge.cache.remove(key);
+        let body = match source {
+            Source::Bytes(b) => Body::from(b.slice(start as usize..(start + len) as usize)),
+            Source::File(path) => match tokio::fs::read(&path).await {
+                Ok(b) if (b.len() as u64) >= start + len => Body::from(Bytes::from(b).slice(start as usize..(start + len) as usize)),
+                _ => {
+                    Counters::add(&edge.counters.errors, 1);
+                    return error(StatusCode::BAD_GATEWAY, "cache_read", "this appliance could not read the object; try the next URL");
+                }
+            },
+            Source::Filling(f) => Body::from_stream(futures_util::stream::try_unfold((f, 0usize), |(f, i)| async move {
+                match f.chunk(i).await {
+                    Ok(Some(c)) => Ok(Some((c, (f, i + 1)))),
+                    Ok(None) => Ok(None),
+                    Err(e) => Err(std::io::Error::other(e)),
+                }
+            })),
+        };
+        Response::from_parts(parts, body)
     }
-    Err(error(StatusCode::BAD_GATEWAY, "cache_corrupt", "this appliance's copy is damaged; try the next URL"))
+}
+
+/// Decides how to answer `GET /media/<token>/<title>/<rendition>/<file>`:
+/// checks the token, then serves from memory, the disk cache (a checked
+/// file when `prefer_file`, so the caller can hand it to the kernel) or a
+/// fill, which a request for the whole object reads while it streams.
+pub(crate) async fn object_reply(edge: &Arc<Edge>, [token, title, rendition, file]: [&str; 4], headers: &HeaderMap, prefer_file: bool) -> Reply {
+    Counters::add(&edge.counters.requests, 1);
+    let claims = match check(edge, token, title) {
+        Ok(c) => c,
+        Err(r) => return Reply::Done(r),
+    };
+    let Some(height) = reel_domain::rendition_height(rendition) else {
+        return Reply::Done(error(StatusCode::NOT_FOUND, "not_found", "no such rendition"));
+    };
+    if height > claims.mh {
+        return Reply::Done(error(StatusCode::FORBIDDEN, "quality_cap", "the plan does not include this quality"));
+    }
+    let Some(mime) = reel_domain::media_content_type(file).filter(|_| reel_domain::is_media_name(file)) else {
+        return Reply::Done(error(StatusCode::NOT_FOUND, "not_found", "no such file"));
+    };
+    let cache = if file.ends_with(".m3u8") { "private, max-age=10" } else { "private, max-age=86400, immutable" };
+    let key = format!("{title}/{rendition}/{file}");
+    let id = edge.config.appliance_id.as_str();
+    let ready = |len: u64, etag: Option<&str>, source: Source| -> Reply {
+        let (b, outcome) = object_head(len, etag, headers, mime, cache, id);
+        match outcome {
+            Outcome::Send(start, n) => Reply::Object { head: b.body(Body::empty()).unwrap_or_default(), source, start, len: n },
+            Outcome::Respond(r) => Reply::Done(r),
+        }
+    };
+    for _ in 0..3 {
+        if !prefer_file {
+            if let Some(l) = edge.memory.get(&key) {
+                edge.cache.hit(&key); // keep its popularity current for disk eviction
+                Counters::add(&edge.counters.hits, 1);
+                return ready(l.bytes.len() as u64, Some(&l.etag), Source::Bytes(l.bytes));
+            }
+        }
+        if let Some(hit) = edge.cache.hit(&key) {
+            Counters::add(&edge.counters.hits, 1);
+            if let (true, true, Some(etag)) = (prefer_file, hit.verified, hit.etag.as_deref()) {
+                return ready(hit.size, Some(etag), Source::File(hit.path));
+            }
+            match crate::cache::read_verified(&edge.cache, &key, &hit.path).await {
+                Ok(Some((bytes, sum))) => {
+                    let etag = crate::cache::etag_of(&sum);
+                    edge.memory.put(&key, Loaded { bytes: bytes.clone(), etag: etag.clone() });
+                    return ready(bytes.len() as u64, Some(&etag), Source::Bytes(bytes));
+                }
+                Ok(None) => Counters::add(&edge.counters.errors, 1), // damaged, dropped: fill again
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {} // evicted meanwhile
+                Err(_) => {
+                    Counters::add(&edge.counters.errors, 1);
+                    return Reply::Done(error(StatusCode::BAD_GATEWAY, "cache_read", "this appliance could not read the object; try the next URL"));
+                }
+            }
+        }
+        let Some(filling) = edge.fill(&key) else { continue };
+        let whole = !headers.contains_key(header::RANGE) && !headers.contains_key(header::IF_NONE_MATCH);
+        if whole {
+            // Sent while it streams; its length if upstream said, no validator yet.
+            return match filling.length().await {
+                Ok(len) => {
+                    let mut b = base_head(None, mime, cache, id).status(StatusCode::OK);
+                    if let Some(len) = len {
+                        b = b.header(header::CONTENT_LENGTH, len);
+                    }
+                    Reply::Object { head: b.body(Body::empty()).unwrap_or_default(), source: Source::Filling(filling), start: 0, len: len.unwrap_or(0) }
+                }
+                Err(reason) => Reply::Done(upstream_failed(edge, crate::EdgeError::Upstream { key, reason })),
+            };
+        }
+        return match filling.whole().await {
+            Ok(bytes) => {
+                let etag = edge.cache.hit(&key).and_then(|h| h.etag).unwrap_or_else(|| crate::cache::etag_of(&crate::cache::sha256_hex(&bytes)));
+                ready(bytes.len() as u64, Some(&etag), Source::Bytes(bytes))
+            }
+            Err(reason) => Reply::Done(upstream_failed(edge, crate::EdgeError::Upstream { key, reason })),
+        };
+    }
+    Reply::Done(error(StatusCode::SERVICE_UNAVAILABLE, "busy", "the object kept changing in the cache; try again"))
 }
 
 /// One byte range of a `len`-byte object, from a `Range` header.
@@ -251,41 +338,58 @@ fn byte_range(header: Option<&str>, len: u64) -> Result<Option<(u64, u64)>, ()> 
     Ok(Some(range))
 }
 
-/// An object's response: 200, 206 for a range, 304 for a matching
-/// `If-None-Match`, 416 for an unsatisfiable range. HEAD gets the same
-/// headers (axum drops the body).
-fn respond(l: &Loaded, headers: &axum::http::HeaderMap, mime: &'static str, cache: &'static str, appliance: &str) -> Response {
-    let len = l.bytes.len() as u64;
+/// The headers every object response carries.
+fn base_head(etag: Option<&str>, mime: &'static str, cache: &'static str, appliance: &str) -> axum::http::response::Builder {
     let mut b = Response::builder()
         .header(header::CONTENT_TYPE, mime)
         .header(header::CACHE_CONTROL, cache)
         .header(header::ACCEPT_RANGES, "bytes")
-        .header(header::ETAG, l.etag.as_str())
         .header(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")
         .header(header::ACCESS_CONTROL_EXPOSE_HEADERS, "content-range, content-length, etag, x-reel-appliance");
+    if let Some(etag) = etag {
+        b = b.header(header::ETAG, etag);
+    }
     if let Ok(v) = HeaderValue::from_str(appliance) {
         b = b.header("x-reel-appliance", v);
     }
+    b
+}
+
+pub(crate) enum Outcome {
+    /// Send `len` bytes from `start` after the head.
+    Send(u64, u64),
+    Respond(Response),
+}
+
+/// An object's head: 200, 206 for a range, 304 for a matching
+/// `If-None-Match`, 416 for an unsatisfiable range.
+fn object_head(len: u64, etag: Option<&str>, headers: &HeaderMap, mime: &'static str, cache: &'static str, appliance: &str) -> (axum::http::response::Builder, Outcome) {
+    let b = base_head(etag, mime, cache, appliance);
+    let etag = etag.unwrap_or("");
     let inm = headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok());
-    if inm.is_some_and(|v| v.split(',').any(|t| t.trim() == l.etag || t.trim() == "*")) {
-        return b.status(StatusCode::NOT_MODIFIED).body(Body::empty()).unwrap_or_default();
+    if !etag.is_empty() && inm.is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*")) {
+        let r = b.status(StatusCode::NOT_MODIFIED).body(Body::empty()).unwrap_or_default();
+        return (Response::builder(), Outcome::Respond(r));
     }
     // A range applies only if If-Range (when sent) still names this object.
-    let if_range_ok = headers.get(header::IF_RANGE).and_then(|v| v.to_str().ok()).is_none_or(|v| v.trim() == l.etag);
+    let if_range_ok = headers.get(header::IF_RANGE).and_then(|v| v.to_str().ok()).is_none_or(|v| !etag.is_empty() && v.trim() == etag);
     let range = if if_range_ok { byte_range(headers.get(header::RANGE).and_then(|v| v.to_str().ok()), len) } else { Ok(None) };
     match range {
-        Ok(None) => b.status(StatusCode::OK).header(header::CONTENT_LENGTH, len).body(Body::from(l.bytes.clone())).unwrap_or_default(),
-        Ok(Some((start, end))) => b
-            .status(StatusCode::PARTIAL_CONTENT)
-            .header(header::CONTENT_RANGE, format!("bytes {start}-{end}/{len}"))
-            .header(header::CONTENT_LENGTH, end - start + 1)
-            .body(Body::from(l.bytes.slice(start as usize..=end as usize)))
-            .unwrap_or_default(),
-        Err(()) => b
-            .status(StatusCode::RANGE_NOT_SATISFIABLE)
-            .header(header::CONTENT_RANGE, format!("bytes */{len}"))
-            .body(Body::empty())
-            .unwrap_or_default(),
+        Ok(None) => (b.status(StatusCode::OK).header(header::CONTENT_LENGTH, len), Outcome::Send(0, len)),
+        Ok(Some((start, end))) => (
+            b.status(StatusCode::PARTIAL_CONTENT)
+                .header(header::CONTENT_RANGE, format!("bytes {start}-{end}/{len}"))
+                .header(header::CONTENT_LENGTH, end - start + 1),
+            Outcome::Send(start, end - start + 1),
+        ),
+        Err(()) => {
+            let r = b
+                .status(StatusCode::RANGE_NOT_SATISFIABLE)
+                .header(header::CONTENT_RANGE, format!("bytes */{len}"))
+                .body(Body::empty())
+                .unwrap_or_default();
+            (Response::builder(), Outcome::Respond(r))
+        }
     }
 }
 

@@ -12,6 +12,8 @@ const SEGMENT: usize = 300_000;
 
 struct Rig {
     origin: String,
+    /// Set once the origin has sent the last part of `drip_000.m4s`.
+    drip_done: Arc<std::sync::atomic::AtomicBool>,
     edge: String,
     edge_state: Arc<Edge>,
     key: TokenKey,
@@ -54,6 +56,9 @@ async fn rig(cache_bytes: u64) -> Rig {
         for n in 0..4u8 {
             std::fs::write(rdir.join(format!("seg_00{n}.m4s")), segment_bytes(n)).expect("segment");
         }
+        // Objects the origin sends slowly, and breaks off the first time.
+        std::fs::write(rdir.join("drip_000.m4s"), segment_bytes(7)).expect("drip");
+        std::fs::write(rdir.join("break_000.m4s"), segment_bytes(8)).expect("break");
         renditions.push(Rendition {
             name: name.into(),
             width: h * 16 / 9,
@@ -71,9 +76,45 @@ async fn rig(cache_bytes: u64) -> Rig {
     let key = state.token_key.clone();
     let counter = Arc::new(AtomicUsize::new(0));
     let seen = counter.clone();
+    let drip_done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let dripped = drip_done.clone();
+    let broke = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let app = reel_control::app(state).layer(axum::middleware::from_fn(move |req: axum::extract::Request, next: axum::middleware::Next| {
         let seen = seen.clone();
+        let dripped = dripped.clone();
+        let broke = broke.clone();
         async move {
+            let path = req.uri().path().to_string();
+            let drip = path.ends_with("/drip_000.m4s");
+            let brk = path.ends_with("/break_000.m4s") && !broke.swap(true, Ordering::SeqCst);
+            if drip || brk {
+                seen.fetch_add(1, Ordering::SeqCst);
+                // Send the first 100 kB at once, then stall 0.9 s before the
+                // rest, or (the first time for break_000) break off instead.
+                let res = next.run(req).await;
+                let (parts, body) = res.into_parts();
+                let all = axum::body::to_bytes(body, usize::MAX).await.unwrap_or_default();
+                let stream = futures_util::stream::unfold(0u8, move |step| {
+                    let (all, dripped) = (all.clone(), dripped.clone());
+                    async move {
+                        match step {
+                            0 => Some((Ok::<_, std::io::Error>(all.slice(..100_000)), 1)),
+                            1 if brk => {
+                                tokio::time::sleep(Duration::from_millis(300)).await;
+                                Some((Err(std::io::Error::other("origin broke off")), 2))
+                            }
+                            1 => {
+                                // Under the rig's 1.5 s fill timeout.
+                                tokio::time::sleep(Duration::from_millis(900)).await;
+                                dripped.store(true, Ordering::SeqCst);
+                                Some((Ok(all.slice(100_000..)), 2))
+                            }
+                            _ => None,
+                        }
+                    }
+                });
+                return axum::response::Response::from_parts(parts, axum::body::Body::from_stream(stream));
+            }
             if req.uri().path().starts_with("/media/") {
                 let n = seen.fetch_add(1, Ordering::SeqCst);
                 // Slow enough that concurrent misses overlap.
@@ -104,6 +145,7 @@ async fn rig(cache_bytes: u64) -> Rig {
         report_interval: Duration::from_secs(2),
         header_read_timeout: Duration::from_millis(800),
         fill_timeout: Duration::from_millis(1500),
+        sendfile: true,
     })
     .expect("edge");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind edge");
@@ -112,7 +154,7 @@ async fn rig(cache_bytes: u64) -> Rig {
     tokio::spawn(async move {
         let _ = reel_edge::serve(listener, serving, std::future::pending()).await;
     });
-    Rig { origin, edge, edge_state, key, origin_media_requests: counter, origin_shutdown: Some(tx), _dir: dir }
+    Rig { origin, drip_done, edge, edge_state, key, origin_media_requests: counter, origin_shutdown: Some(tx), _dir: dir }
 }
 
 fn token(key: &TokenKey, title: &str, mh: u32, exp_in: i64) -> String {
@@ -195,6 +237,68 @@ async fn path_tricks_never_leave_the_cache() {
     assert!(out.starts_with("HTTP/1.1 4"), "{out}");
 }
 
+/// Sends raw bytes on one connection and reads until the server closes it.
+async fn raw(addr: &str, bytes: &[u8]) -> Vec<u8> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    s.write_all(bytes).await.expect("write");
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out)).await.expect("the server closes").expect("read");
+    out
+}
+
+#[tokio::test]
+async fn http11_keep_alive_pipelining_and_malformed_requests() {
+    let rig = rig(64 << 20).await;
+    let t = token(&rig.key, "film", 1080, 600);
+    let addr = rig.edge.trim_start_matches("http://").to_string();
+    let seg = format!("/media/{t}/film/720p/seg_001.m4s");
+    assert_eq!(reqwest::get(format!("{}{seg}", rig.edge)).await.expect("fill").status(), 200);
+    assert!(cached(&rig.edge_state, "film/720p/seg_001.m4s").await);
+    // Three pipelined requests on one connection: a hit (sent by sendfile),
+    // a HEAD, a range; the last asks to close.
+    let req = format!(
+        "GET {seg} HTTP/1.1\r\nHost: x\r\n\r\nHEAD {seg} HTTP/1.1\r\nHost: x\r\n\r\nGET {seg} HTTP/1.1\r\nHost: x\r\nRange: bytes=10-19\r\nConnection: close\r\n\r\n"
+    );
+    let out = raw(&addr, req.as_bytes()).await;
+    let whole = segment_bytes(1);
+    let head_end = out.windows(4).position(|w| w == b"\r\n\r\n").expect("a head") + 4;
+    let first = String::from_utf8_lossy(&out[..head_end]).to_string();
+    assert!(first.starts_with("HTTP/1.1 200"), "{first}");
+    assert!(first.contains(&format!("content-length: {SEGMENT}")), "{first}");
+    assert_eq!(&out[head_end..head_end + SEGMENT], whole.as_slice(), "the body, byte for byte");
+    let rest = &out[head_end + SEGMENT..];
+    let split = |b: &[u8]| -> (String, Vec<u8>) {
+        let at = b.windows(4).position(|w| w == b"\r\n\r\n").expect("a head");
+        (String::from_utf8_lossy(&b[..at]).to_string(), b[at + 4..].to_vec())
+    };
+    let (head2, range) = split(rest);
+    assert!(head2.starts_with("HTTP/1.1 200") && head2.contains(&format!("content-length: {SEGMENT}")), "HEAD: {head2}");
+    let (head3, body3) = split(&range);
+    assert!(head3.starts_with("HTTP/1.1 206") && head3.contains("content-range: bytes 10-19/"), "{head3}");
+    assert!(head3.contains("connection: close"), "{head3}");
+    assert_eq!(body3.as_slice(), &whole[10..20], "right after a bodiless HEAD");
+
+    // HTTP/1.0 without keep-alive: answered, then closed.
+    let out = String::from_utf8_lossy(&raw(&addr, format!("GET /healthz HTTP/1.0\r\n\r\n").as_bytes()).await).to_string();
+    assert!(out.starts_with("HTTP/1.1 200") && out.contains("\"ok\""), "{out}");
+    // Garbage, a head too large, and a body nobody asked for: one JSON error each, then close.
+    for (bytes, status, code) in [
+        (b"NOT HTTP AT ALL\r\n\r\n".to_vec(), "400", "bad_request"),
+        (format!("GET / HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(20_000)).into_bytes(), "431", "head_too_large"),
+        (b"POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello".to_vec(), "413", "body_not_accepted"),
+    ] {
+        let out = String::from_utf8_lossy(&raw(&addr, &bytes).await).to_string();
+        assert!(out.starts_with(&format!("HTTP/1.1 {status}")), "{out}");
+        assert!(out.contains(&format!("\"code\":\"{code}\"")), "{out}");
+    }
+    // HTTP/2 by prior knowledge on the same port.
+    let h2 = reqwest::Client::builder().http2_prior_knowledge().build().expect("h2");
+    let r = h2.get(format!("{}{seg}", rig.edge)).send().await.expect("h2 get");
+    assert_eq!(r.version(), reqwest::Version::HTTP_2);
+    assert_eq!(r.bytes().await.expect("body").as_ref(), whole.as_slice());
+}
+
 #[tokio::test]
 async fn ranges_head_and_bad_ranges() {
     let rig = rig(64 << 20).await;
@@ -247,22 +351,113 @@ async fn the_cache_stays_within_its_bytes() {
     }
 }
 
+/// Waits for a fill to reach the disk (it is stored just after the last
+/// byte went to the viewers).
+async fn cached(edge: &Edge, key: &str) -> bool {
+    for _ in 0..100 {
+        if edge.cache.path_of(key).is_some() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}
+
+/// Another appliance process on the rig's cache directory, as after a restart.
+async fn restarted(rig: &Rig) -> (String, Arc<Edge>) {
+    let edge = Edge::open(EdgeConfig {
+        appliance_id: "oca-test-01".into(),
+        cache_dir: rig._dir.path().join("cache"),
+        cache_bytes: 64 << 20,
+        memory_bytes: 16 << 20,
+        upstream: rig.origin.clone(),
+        key: rig.key.clone(),
+        control_url: None,
+        report_interval: Duration::from_secs(2),
+        header_read_timeout: Duration::from_secs(5),
+        fill_timeout: Duration::from_secs(5),
+        sendfile: true,
+    })
+    .expect("edge");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let serving = edge.clone();
+    tokio::spawn(async move {
+        let _ = reel_edge::serve(listener, serving, std::future::pending()).await;
+    });
+    (url, edge)
+}
+
 #[tokio::test]
 async fn a_corrupted_cache_file_is_detected_and_refetched() {
     let rig = rig(64 << 20).await;
-    let url = format!("{}/media/{}/film/720p/seg_002.m4s", rig.edge, token(&rig.key, "film", 1080, 600));
+    let t = token(&rig.key, "film", 1080, 600);
+    let url = format!("{}/media/{t}/film/720p/seg_002.m4s", rig.edge);
     assert_eq!(reqwest::get(&url).await.expect("fill").bytes().await.expect("body").as_ref(), segment_bytes(2).as_slice());
-    // Damage the disk copy, and make the next request read the disk.
+    assert!(cached(&rig.edge_state, "film/720p/seg_002.m4s").await);
+    // The disk copy rots while the appliance is down; it comes back up on
+    // the same cache.
     let path = rig._dir.path().join("cache/objects/film/720p/seg_002.m4s");
     let mut bytes = std::fs::read(&path).expect("cached file");
     bytes[1000] ^= 0xff;
     std::fs::write(&path, bytes).expect("corrupt it");
-    rig.edge_state.memory.forget("film/720p/seg_002.m4s");
-    let again = reqwest::get(&url).await.expect("again");
-    assert_eq!(again.status(), 200);
-    assert_eq!(again.bytes().await.expect("body").as_ref(), segment_bytes(2).as_slice(), "the viewer gets the right bytes");
-    assert_eq!(rig.origin_media_requests.load(Ordering::SeqCst), 2, "the damaged copy was fetched again");
+    let (again_url, again_edge) = restarted(&rig).await;
+    for via_sendfile in [true, false] {
+        // Plain HTTP/1.1 (sendfile) and HTTP/2 (memory) both check first.
+        let http = if via_sendfile { reqwest::Client::new() } else { reqwest::Client::builder().http2_prior_knowledge().build().expect("h2") };
+        let again = http.get(format!("{again_url}/media/{t}/film/720p/seg_002.m4s")).send().await.expect("again");
+        assert_eq!(again.status(), 200);
+        assert_eq!(again.bytes().await.expect("body").as_ref(), segment_bytes(2).as_slice(), "the viewer gets the right bytes");
+    }
+    assert_eq!(rig.origin_media_requests.load(Ordering::SeqCst), 2, "the damaged copy was fetched again, once");
+    assert!(cached(&again_edge, "film/720p/seg_002.m4s").await);
     assert_eq!(std::fs::read(&path).expect("refilled"), segment_bytes(2), "and the disk copy is whole again");
+    assert!(again_edge.counters.errors.load(Ordering::SeqCst) >= 1, "the damage is counted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn viewers_are_served_while_the_fill_streams() {
+    let rig = rig(64 << 20).await;
+    let url = format!("{}/media/{}/film/1080p/drip_000.m4s", rig.edge, token(&rig.key, "film", 1080, 600));
+    let mut clients = Vec::new();
+    for delay_ms in [0u64, 300] {
+        let url = url.clone();
+        let done = rig.drip_done.clone();
+        clients.push(tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+            let mut res = reqwest::get(&url).await.expect("get");
+            assert_eq!(res.status(), 200);
+            assert_eq!(res.content_length(), Some(SEGMENT as u64), "the length is known from upstream");
+            let mut body = res.chunk().await.expect("first bytes").expect("some").to_vec();
+            let early = !done.load(Ordering::SeqCst);
+            while let Some(c) = res.chunk().await.expect("rest") {
+                body.extend_from_slice(&c);
+            }
+            (early, body)
+        }));
+    }
+    for c in clients {
+        let (early, body) = c.await.expect("client");
+        assert!(early, "the first bytes arrived while the origin was still sending");
+        assert_eq!(body, segment_bytes(7), "and the whole object after");
+    }
+    assert_eq!(rig.origin_media_requests.load(Ordering::SeqCst), 1, "both viewers shared one fill");
+    assert!(cached(&rig.edge_state, "film/1080p/drip_000.m4s").await, "kept once complete");
+}
+
+#[tokio::test]
+async fn an_origin_that_breaks_off_mid_fill_cuts_the_viewer_short_and_keeps_nothing() {
+    let rig = rig(64 << 20).await;
+    let url = format!("{}/media/{}/film/1080p/break_000.m4s", rig.edge, token(&rig.key, "film", 1080, 600));
+    let first = reqwest::get(&url).await.expect("get");
+    assert_eq!(first.status(), 200, "streaming had begun");
+    assert!(first.bytes().await.is_err(), "the viewer sees the response end early, so the player moves on");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(rig.edge_state.cache.path_of("film/1080p/break_000.m4s").is_none(), "no partial object kept");
+    let second = reqwest::get(&url).await.expect("again");
+    assert_eq!(second.status(), 200);
+    assert_eq!(second.bytes().await.expect("body").as_ref(), segment_bytes(8).as_slice(), "the next request fills it whole");
+    assert!(cached(&rig.edge_state, "film/1080p/break_000.m4s").await);
 }
 
 #[tokio::test]
@@ -314,7 +509,7 @@ async fn a_hanging_origin_fails_the_fill_in_time_and_the_next_request_recovers()
     let second = reqwest::get(&url).await.expect("second");
     assert_eq!(second.status(), 200);
     assert_eq!(second.bytes().await.expect("body").as_ref(), segment_bytes(3).as_slice());
-    assert!(rig.edge_state.cache.path_of("film/1080p/seg_003.m4s").is_some(), "no half-written object was kept");
+    assert!(cached(&rig.edge_state, "film/1080p/seg_003.m4s").await, "the second fill was kept");
 }
 
 #[tokio::test]
@@ -333,6 +528,7 @@ async fn a_child_appliance_fills_from_its_parent_not_the_origin() {
         report_interval: Duration::from_secs(2),
         header_read_timeout: Duration::from_secs(5),
         fill_timeout: Duration::from_secs(5),
+        sendfile: true,
     })
     .expect("child edge");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");

@@ -229,6 +229,9 @@ struct EdgeArgs {
     /// Exit when the process that started this one exits (used by `reel up`).
     #[arg(long, hide = true)]
     exit_with_parent: bool,
+    /// Copy cached objects through memory instead of sendfile (to measure what sendfile buys).
+    #[arg(long, hide = true)]
+    no_sendfile: bool,
     /// Instead of serving, print a playback token for --title signed with the
     /// key (for benchmarks and diagnostics; anyone with the key can do this).
     #[arg(long, hide = true)]
@@ -544,6 +547,7 @@ async fn edge(args: EdgeArgs) -> Result<()> {
         report_interval: std::time::Duration::from_millis(reel_control::fleet::REPORT_INTERVAL_MS as u64),
         header_read_timeout: reel_edge::HEADER_READ_TIMEOUT,
         fill_timeout: std::time::Duration::from_secs(30),
+        sendfile: !args.no_sendfile,
     })
     .with_context(|| format!("cannot open the cache in {}", args.cache_dir.display()))?;
     let listener = tokio::net::TcpListener::bind(args.listen)
