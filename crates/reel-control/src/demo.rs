@@ -220,3 +220,79 @@ pub async fn ensure_demo_fleet(store: &Store, urls: &[(String, String)]) -> Resu
     }
     Ok(())
 }
+
+/// Generated viewers of the demo catalog: each has one or two favourite
+/// genres, mostly watches titles of them (and watches them further), and
+/// sometimes samples something else. Spread over the last two weeks and
+/// both demo regions, so a fresh `reel up` has a personalized home page,
+/// trending rows and a trained model.
+pub const DEMO_VIEWERS: usize = 300;
+
+/// Stores the generated history if the store has no viewing history at
+/// all. Returns the events written (0 when history already exists).
+pub async fn ensure_demo_history(store: &Store) -> Result<u64, DemoError> {
+    if store.viewing_event_count().await? > 0 {
+        return Ok(0);
+    }
+    let events = demo_history(reel_domain::now_ms());
+    Ok(store.insert_viewing_events(&events).await?)
+}
+
+/// The generated history (deterministic for a given `now_ms`).
+pub fn demo_history(now_ms: i64) -> Vec<reel_store::NewViewingEvent> {
+    let regions: Vec<&str> = {
+        let mut r: Vec<&str> = DEMO_FLEET.iter().map(|f| f.2).collect();
+        r.dedup();
+        r
+    };
+    // What plays: movies by their id, series by their first episode.
+    let playable: Vec<(String, &DemoTitle, f64)> = DEMO
+        .iter()
+        .map(|t| match t.video {
+            Some(_) => (t.id.to_string(), t, MOVIE_SECONDS as f64),
+            None => (format!("{}-s1e1", t.id), t, EPISODE_SECONDS as f64),
+        })
+        .collect();
+    let mut rng = reel_recs::Rng::new(0x5EED_u64);
+    let mut out = Vec::new();
+    let day = 86_400_000i64;
+    for v in 0..DEMO_VIEWERS {
+        let favourite = GENRES[rng.below(GENRES.len())].0;
+        let second = GENRES[rng.below(GENRES.len())].0;
+        let region = regions[v % regions.len().max(1)];
+        let profile = format!("demo-viewer-{v:03}");
+        let n = 3 + rng.below(4);
+        let mut watched = std::collections::HashSet::new();
+        for _ in 0..n * 3 {
+            if watched.len() == n {
+                break;
+            }
+            let (id, t, seconds) = &playable[rng.below(playable.len())];
+            let loves = t.genres.contains(&favourite);
+            let likes = t.genres.contains(&second);
+            // Mostly their genres; now and then something else.
+            let keep = if loves { 0.9 } else if likes { 0.5 } else { 0.12 };
+            if rng.next_f64() > keep || !watched.insert(id.clone()) {
+                continue;
+            }
+            let share = if loves { 0.7 + 0.3 * rng.next_f64() } else { 0.1 + 0.5 * rng.next_f64() };
+            let at = now_ms - rng.below(14) as i64 * day - rng.below(86_400) as i64 * 1000;
+            let plays = if loves && rng.next_f64() < 0.3 { 2 } else { 1 };
+            for p in 0..plays {
+                let start = at + p * 3_600_000;
+                let ev = |kind: &'static str, position_s: f64, at_ms: i64| reel_store::NewViewingEvent {
+                    account_id: "demo-viewers".into(),
+                    profile_id: profile.clone(),
+                    title_id: id.clone(),
+                    kind,
+                    position_s,
+                    at_ms,
+                    region: Some(region.to_string()),
+                };
+                out.push(ev("play", 0.0, start));
+                out.push(ev("stop", share * seconds, start + (share * seconds * 1000.0) as i64));
+            }
+        }
+    }
+    out
+}

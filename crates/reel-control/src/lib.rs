@@ -26,6 +26,7 @@ pub mod fleet;
 mod home;
 mod openapi;
 mod playback;
+pub mod recs;
 mod web;
 
 pub use auth::hash_password;
@@ -82,12 +83,14 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// Signs playback tokens. Kept in the store so every node signs alike.
     pub token_key: TokenKey,
+    /// The recommendation model being served, and personalization caches.
+    pub recs: Arc<recs::Recs>,
 }
 
 impl AppState {
     pub async fn new(store: Store, config: Config) -> Result<Self, reel_store::StoreError> {
         let key = token_key(&store).await?;
-        Ok(AppState { store, config: Arc::new(config), token_key: key })
+        Ok(AppState { store, config: Arc::new(config), token_key: key, recs: Arc::new(recs::Recs::default()) })
     }
 }
 

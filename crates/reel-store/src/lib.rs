@@ -18,11 +18,13 @@ mod accounts;
 mod catalog;
 mod fleet;
 mod playback;
+mod recs;
 
 pub use accounts::{Account, NewAccount, Profile};
 pub use fleet::{Appliance, ApplianceModel, AuditEntry, ConfigVersion, Site, APPLIANCE_STATES};
 pub use catalog::{Artwork, Genre, NewTitle, Rendition, Title, TitleFilter, TitlePatch};
 pub use playback::{Progress, Stream, StreamStart, ViewingEvent};
+pub use recs::{Impression, ModelInfo, NewImpression, NewViewingEvent, WatchSummary};
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor};

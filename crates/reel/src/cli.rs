@@ -44,6 +44,9 @@ enum Command {
     /// The fleet's inventory: sites, models, appliances, configs, audit trail.
     #[command(subcommand)]
     Fleet(FleetCommand),
+    /// Recommendation models: evaluate, train, list, activate, roll back, import MovieLens.
+    #[command(subcommand)]
+    Recs(crate::recs::RecsCommand),
 }
 
 #[derive(Subcommand)]
@@ -260,7 +263,7 @@ enum SteerCommand {
 }
 
 #[derive(Args, Clone)]
-struct StoreArgs {
+pub(crate) struct StoreArgs {
     /// Directory for the embedded database and media.
     #[arg(long, default_value = "./reel-data", env = "REEL_DATA_DIR")]
     data_dir: PathBuf,
@@ -270,7 +273,7 @@ struct StoreArgs {
 }
 
 impl StoreArgs {
-    async fn open(&self) -> Result<Store> {
+    pub(crate) async fn open(&self) -> Result<Store> {
         match &self.database_url {
             Some(url) => Store::open(url)
                 .await
@@ -399,6 +402,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Catalog(cmd) => catalog(cmd).await,
         Command::Edge(args) => edge(args).await,
         Command::Fleet(cmd) => fleet(cmd).await,
+        Command::Recs(cmd) => crate::recs::run(cmd).await,
         Command::Fill(FillCommand::Plan { store, origin_dir, evaluate, titles, views, zipf, capacity_share, seed, json }) => {
             if evaluate {
                 return fill_evaluate(titles, views, zipf, capacity_share, seed, json);
@@ -489,6 +493,17 @@ async fn up(args: UpArgs) -> Result<()> {
         .await
         .context("cannot create the demo catalog")?;
         bar.finish_with_message("ready");
+        // Viewing history and a trained model, so the home page is personalized from the start.
+        let generated = reel_control::demo::ensure_demo_history(&store).await.context("cannot generate the demo viewing history")?;
+        if generated > 0 {
+            tracing::info!(message = "generated demo viewing history", events = generated);
+        }
+        if store.active_model_version().await?.is_none() {
+            let report = reel_control::recs::train::train(&store, &reel_control::recs::train::TrainOptions::default())
+                .await
+                .context("cannot train the first recommendation model")?;
+            tracing::info!(message = "trained the recommendation model", version = report.version, seconds = report.train_seconds);
+        }
     }
     let listener = bind(&args.serve).await?;
     let local = listener.local_addr().context("listener has no address")?;
@@ -850,7 +865,7 @@ async fn fleet(cmd: FleetCommand) -> Result<()> {
 }
 
 /// Unix milliseconds as `YYYY-MM-DDTHH:MM:SSZ` (UTC), for people reading the CLI.
-fn utc(ms: i64) -> String {
+pub(crate) fn utc(ms: i64) -> String {
     let secs = ms.div_euclid(1000);
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).

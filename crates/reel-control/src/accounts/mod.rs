@@ -209,6 +209,35 @@ struct NewProfile {
     name: String,
     #[serde(default)]
     kids: bool,
+    /// Genres the viewer picked, so a new profile starts personalized.
+    #[serde(default)]
+    genres: Vec<String>,
+}
+
+/// Checks picked genres against the catalog's.
+async fn check_genres(state: &AppState, genres: &[String]) -> ApiResult<Vec<String>> {
+    if genres.len() > 20 {
+        return Err(ApiError::validation("pick at most 20 genres"));
+    }
+    let known: std::collections::HashSet<String> = state.store.genres().await?.into_iter().map(|g| g.slug).collect();
+    let mut out = Vec::new();
+    for g in genres {
+        if !known.contains(g) {
+            return Err(ApiError::validation(format!("unknown genre {g:?}; see GET /api/v1/genres")));
+        }
+        if !out.contains(g) {
+            out.push(g.clone());
+        }
+    }
+    Ok(out)
+}
+
+/// A profile as the API shows it: with the genres it picked.
+async fn profile_json(state: &AppState, p: reel_store::Profile) -> ApiResult<serde_json::Value> {
+    let genres = state.store.profile_genres(&p.id).await?;
+    let mut v = serde_json::to_value(p).map_err(|_| ApiError::internal())?;
+    v["genres"] = json!(genres);
+    Ok(v)
 }
 
 async fn create_profile(
@@ -217,8 +246,12 @@ async fn create_profile(
     Json(req): Json<NewProfile>,
 ) -> ApiResult<Response> {
     let name = check_profile_name(&req.name)?;
+    let genres = check_genres(&state, &req.genres).await?;
     match state.store.create_profile(&caller.account.id, &name, req.kids).await {
-        Ok(p) => Ok((StatusCode::CREATED, axum::Json(p)).into_response()),
+        Ok(p) => {
+            state.store.set_profile_genres(&p.id, &genres).await?;
+            Ok((StatusCode::CREATED, axum::Json(profile_json(&state, p).await?)).into_response())
+        }
         Err(StoreError::Limit(_)) => Err(ApiError::new(StatusCode::CONFLICT, "profile_limit", "an account can have at most 5 profiles")),
         Err(e) => Err(e.into()),
     }
@@ -229,6 +262,7 @@ async fn create_profile(
 struct ProfilePatch {
     name: Option<String>,
     kids: Option<bool>,
+    genres: Option<Vec<String>>,
 }
 
 async fn update_profile(
@@ -236,15 +270,20 @@ async fn update_profile(
     caller: Caller,
     Path(id): Path<String>,
     Json(req): Json<ProfilePatch>,
-) -> ApiResult<Json<reel_store::Profile>> {
+) -> ApiResult<Json<serde_json::Value>> {
     check_id(&id, "profile")?;
     let current = state.store.profile(&caller.account.id, &id).await?.ok_or_else(|| ApiError::not_found("profile"))?;
+    if let Some(genres) = &req.genres {
+        let genres = check_genres(&state, genres).await?;
+        state.store.set_profile_genres(&id, &genres).await?;
+    }
     let name = match req.name {
         Some(n) => check_profile_name(&n)?,
         None => current.name,
     };
     let kids = req.kids.unwrap_or(current.kids);
-    Ok(Json(state.store.rename_profile(&caller.account.id, &id, &name, kids).await?))
+    let p = state.store.rename_profile(&caller.account.id, &id, &name, kids).await?;
+    Ok(Json(profile_json(&state, p).await?))
 }
 
 async fn delete_profile(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<StatusCode> {

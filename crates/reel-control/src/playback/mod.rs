@@ -133,6 +133,10 @@ async fn start(
         }
         Err(e) => return Err(e.into()),
     };
+    // A play rewards the artwork shown for this title in the last half hour.
+    if let Err(e) = state.store.credit_play(&profile.id, &requested.id, now, 30 * 60 * 1000).await {
+        tracing::warn!(message = "cannot credit the artwork impression", error = %e);
+    }
     let exp_s = now / 1000 + title.duration_s.ceil() as i64 + TOKEN_SLACK_S;
     let token = state.token_key.sign(&PlaybackClaims {
         sid: stream.id.clone(),
