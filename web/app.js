@@ -604,10 +604,19 @@ async function viewProfiles(ctx) {
     const name = h('input', { id: 'profile-name', type: 'text', maxlength: 40, required: true, 'data-testid': 'profile-name', autocomplete: 'off' });
     const kids = h('input', { id: 'profile-kids', type: 'checkbox', 'data-testid': 'profile-kids' });
     const save = h('button', { type: 'submit', class: 'btn btn-primary', 'data-testid': 'profile-save' }, 'Save');
+    // Genres to start from, so a new profile's home page is already its own.
+    const picks = h('div', { class: 'genre-picks', 'data-testid': 'genre-picks', role: 'group', 'aria-label': 'Genres you like' });
+    api('GET', '/api/v1/genres').then((data) => {
+      for (const g of data?.genres || []) {
+        picks.append(h('label', { class: 'chip' },
+          h('input', { type: 'checkbox', value: g.slug, 'data-testid': 'genre-pick' }), h('span', {}, g.name)));
+      }
+    }).catch(() => {});
     const form = h('form', { class: 'profile-form', 'data-testid': 'profile-form' },
       h('h2', {}, 'Add a profile'),
       h('label', { for: 'profile-name' }, 'Name'), name,
       h('label', { class: 'check' }, kids, h('span', {}, 'Kids profile — only titles rated for children')),
+      h('span', { class: 'form-label' }, 'Genres you like (optional)'), picks,
       h('div', { class: 'form-actions' }, save,
         h('button', { type: 'button', class: 'btn btn-ghost', onclick: () => { adding = false; paint(); } }, 'Cancel')));
     form.addEventListener('submit', async (e) => {
@@ -615,7 +624,8 @@ async function viewProfiles(ctx) {
       if (!name.value.trim()) return toast('Please give the profile a name.'), name.focus();
       save.disabled = true;
       try {
-        await api('POST', '/api/v1/profiles', { name: name.value.trim(), kids: kids.checked });
+        const genres = [...picks.querySelectorAll('input:checked')].map((i) => i.value);
+        await api('POST', '/api/v1/profiles', { name: name.value.trim(), kids: kids.checked, genres });
         await loadProfiles();
         adding = false;
         paint();
@@ -742,7 +752,11 @@ function card(item, { resume = false } = {}) {
     h('span', { class: 'card-name' }, item.name),
     h('span', { class: 'card-sub' }, resume && progress
       ? `${formatDuration(left) || '<1m'} left`
-      : [item.year, item.maturity, item.kind === 'series' ? 'Series' : formatDuration(item.duration_s)].filter(Boolean).join(' · '))));
+      : [item.year, item.maturity, item.kind === 'series' ? 'Series' : formatDuration(item.duration_s)].filter(Boolean).join(' · ')),
+    // Why this title is here ("Because you watched …", "Trending in eu-west").
+    !resume && item.evidence?.text && !/^(New from|Trending now$)/.test(item.evidence.text) && item.evidence.reason !== 'genre'
+      ? h('span', { class: 'card-why', 'data-testid': 'card-why', title: item.evidence.text }, item.evidence.text)
+      : null));
 }
 
 function skeletonHero() {

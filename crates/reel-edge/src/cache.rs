@@ -20,6 +20,8 @@ struct Entry {
     /// Whether the file on disk was checked against `sum` since the cache
     /// was opened (a fill writes what it hashed, so it starts checked).
     verified: bool,
+    /// Which copy of the object this is (a refill is a new generation).
+    generation: u64,
 }
 
 /// A cached object, found.
@@ -31,7 +33,12 @@ pub struct Hit {
     pub etag: Option<String>,
     /// Checked against its checksum since this cache was opened.
     pub verified: bool,
+    pub generation: u64,
 }
+
+/// Open files kept for sendfile, like nginx's open_file_cache: opening a
+/// file per request costs two system calls a small object cannot afford.
+const OPEN_FILES: usize = 256;
 
 /// The validator of an object: derived from its content, so every appliance
 /// holding the same bytes gives the same ETag (a player that fails over can
@@ -54,6 +61,9 @@ pub struct Cache {
     /// The configured bytes, lowered if the disk turns out to hold less.
     capacity: AtomicU64,
     index: Mutex<(HashMap<String, Entry>, u64)>,
+    next_generation: AtomicU64,
+    /// Key → (generation, file, last use): a stale generation is reopened.
+    open: Mutex<(HashMap<String, (u64, std::sync::Arc<std::fs::File>, u64)>, u64)>,
 }
 
 /// A cache key is `title/master.m3u8` or `title/rendition/file`, each part
@@ -88,13 +98,22 @@ impl Cache {
                     let size = entry.metadata()?.len();
                     used += size;
                     let sum = std::fs::read_to_string(dir.join("sums").join(&key)).ok().map(|s| s.trim().to_string()).filter(|s| s.len() == 64);
-                    index.insert(key, Entry { size, score: 0.0, at: now, sum, verified: false });
+                    let generation = index.len() as u64 + 1;
+                    index.insert(key, Entry { size, score: 0.0, at: now, sum, verified: false, generation });
                 }
             }
         }
         let sums = dir.join("sums");
         std::fs::create_dir_all(&sums)?;
-        Ok(Cache { root, sums, capacity: AtomicU64::new(capacity), index: Mutex::new((index, used)) })
+        let next = index.len() as u64 + 1;
+        Ok(Cache {
+            root,
+            sums,
+            capacity: AtomicU64::new(capacity),
+            index: Mutex::new((index, used)),
+            next_generation: AtomicU64::new(next),
+            open: Mutex::new((HashMap::new(), 0)),
+        })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, (HashMap<String, Entry>, u64)> {
@@ -108,7 +127,28 @@ impl Cache {
         let e = idx.0.get_mut(key)?;
         e.score = e.decayed(now) + 1.0;
         e.at = now;
-        Some(Hit { path: self.root.join(key), size: e.size, etag: e.sum.as_deref().map(etag_of), verified: e.verified })
+        Some(Hit { path: self.root.join(key), size: e.size, etag: e.sum.as_deref().map(etag_of), verified: e.verified, generation: e.generation })
+    }
+
+    /// The open file of generation `generation` of `key`, opening it if needed.
+    pub fn open_file(&self, key: &str, generation: u64) -> std::io::Result<std::sync::Arc<std::fs::File>> {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        open.1 += 1;
+        let tick = open.1;
+        if let Some(e) = open.0.get_mut(key) {
+            if e.0 == generation {
+                e.2 = tick;
+                return Ok(e.1.clone());
+            }
+        }
+        let file = std::sync::Arc::new(std::fs::File::open(self.root.join(key))?);
+        if open.0.len() >= OPEN_FILES && !open.0.contains_key(key) {
+            if let Some(oldest) = open.0.iter().min_by_key(|(_, v)| v.2).map(|(k, _)| k.clone()) {
+                open.0.remove(&oldest);
+            }
+        }
+        open.0.insert(key.to_string(), (generation, file.clone(), tick));
+        Ok(file)
     }
 
     /// Records that the file for `key` matched (or, lacking a recorded sum,
@@ -201,7 +241,8 @@ impl Cache {
             // Fills that ran side by side may each have made room for
             // themselves only.
             let victims = self.evict_over(&mut idx, size, key);
-            idx.0.insert(key.to_string(), Entry { size, score: 0.0, at: Instant::now(), sum: Some(sum.clone()), verified: true });
+            let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
+            idx.0.insert(key.to_string(), Entry { size, score: 0.0, at: Instant::now(), sum: Some(sum.clone()), verified: true, generation });
             idx.1 += size;
             victims
         };
@@ -250,6 +291,11 @@ impl Cache {
     }
 
     fn delete(&self, victims: Vec<String>) {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        for v in &victims {
+            open.0.remove(v);
+        }
+        drop(open);
         for v in victims {
             let _ = std::fs::remove_file(self.root.join(&v));
             let _ = std::fs::remove_file(self.sums.join(&v));

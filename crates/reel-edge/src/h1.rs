@@ -277,8 +277,8 @@ async fn send_reply(sock: &mut TcpStream, edge: &Edge, reply: Reply, head_only: 
         return write_timed(sock, &head_bytes(&parts, None, keep_alive)).await;
     }
     match source {
-        Source::File(path) => {
-            let file = match std::fs::File::open(&path) {
+        Source::File { key, generation, .. } => {
+            let file = match edge.cache.open_file(&key, generation) {
                 Ok(f) => f,
                 Err(_) => {
                     Counters::add(&edge.counters.errors, 1);
@@ -286,7 +286,9 @@ async fn send_reply(sock: &mut TcpStream, edge: &Edge, reply: Reply, head_only: 
                     return send_response(sock, r, false, keep_alive).await;
                 }
             };
-            write_timed(sock, &head_bytes(&parts, None, keep_alive)).await?;
+            // The head goes out with MSG_MORE, so the kernel sends it in the
+            // same segment as the first bytes of the file.
+            send_more(sock, &head_bytes(&parts, None, keep_alive)).await?;
             send_file(sock, &file, start, len).await?;
             Counters::add(&edge.counters.bytes_served, len);
         }
@@ -321,6 +323,24 @@ async fn send_reply(sock: &mut TcpStream, edge: &Edge, reply: Reply, head_only: 
             }
             Counters::add(&edge.counters.bytes_served, sent);
         }
+    }
+    Ok(())
+}
+
+/// Writes `bytes` flagged MSG_MORE: more data follows at once.
+async fn send_more(sock: &TcpStream, bytes: &[u8]) -> io::Result<()> {
+    let mut at = 0;
+    while at < bytes.len() {
+        let n = tokio::time::timeout(
+            SEND_TIMEOUT,
+            sock.async_io(Interest::WRITABLE, || rustix::net::send(sock, &bytes[at..], rustix::net::SendFlags::MORE).map_err(io::Error::from)),
+        )
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "client stopped reading"))??;
+        if n == 0 {
+            return Err(io::Error::new(io::ErrorKind::WriteZero, "connection closed"));
+        }
+        at += n;
     }
     Ok(())
 }

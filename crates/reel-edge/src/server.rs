@@ -172,7 +172,7 @@ async fn object(
 pub(crate) enum Source {
     Bytes(Bytes),
     /// A cached file, checked against its checksum since the cache opened.
-    File(PathBuf),
+    File { key: String, generation: u64, path: PathBuf },
     /// An object still arriving from upstream, sent as it streams.
     Filling(Arc<Filling>),
 }
@@ -198,7 +198,7 @@ impl Reply {
         }
         let body = match source {
             Source::Bytes(b) => Body::from(b.slice(start as usize..(start + len) as usize)),
-            Source::File(path) => match tokio::fs::read(&path).await {
+            Source::File { path, .. } => match tokio::fs::read(&path).await {
                 Ok(b) if (b.len() as u64) >= start + len => Body::from(Bytes::from(b).slice(start as usize..(start + len) as usize)),
                 _ => {
                     Counters::add(&edge.counters.errors, 1);
@@ -257,7 +257,7 @@ pub(crate) async fn object_reply(edge: &Arc<Edge>, [token, title, rendition, fil
         if let Some(hit) = edge.cache.hit(&key) {
             Counters::add(&edge.counters.hits, 1);
             if let (true, true, Some(etag)) = (prefer_file, hit.verified, hit.etag.as_deref()) {
-                return ready(hit.size, Some(etag), Source::File(hit.path));
+                return ready(hit.size, Some(etag), Source::File { key: key.clone(), generation: hit.generation, path: hit.path });
             }
             match crate::cache::read_verified(&edge.cache, &key, &hit.path).await {
                 Ok(Some((bytes, sum))) => {

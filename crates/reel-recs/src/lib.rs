@@ -52,7 +52,7 @@
 //! # Ok::<(), reel_recs::Error>(())
 //! ```
 
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 pub mod als;
 pub mod bandit;

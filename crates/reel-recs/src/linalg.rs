@@ -16,6 +16,18 @@ pub fn madd(a: f32, b: f32, c: f32) -> f32 {
     }
 }
 
+/// [`madd`] in a kernel instantiated for AVX2 + FMA (`V3`: x86-64-v3)
+/// or for the build's own target: `mul_add` is one instruction only where
+/// FMA is enabled, and a library call elsewhere.
+#[inline(always)]
+pub fn madd_v<const V3: bool>(a: f32, b: f32, c: f32) -> f32 {
+    if V3 {
+        a.mul_add(b, c)
+    } else {
+        madd(a, b, c)
+    }
+}
+
 /// Lanes of independent partial sums in [`dot`]: two or more SIMD registers,
 /// so consecutive multiply-adds do not wait on each other.
 const LANES: usize = 8;
@@ -27,6 +39,12 @@ const LANES: usize = 8;
 /// picks two-float vectors for the whole thing.
 #[inline]
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    dot_v::<false>(a, b)
+}
+
+/// [`dot`], instantiated for AVX2 + FMA or not (see [`madd_v`]).
+#[inline(always)]
+pub fn dot_v<const V3: bool>(a: &[f32], b: &[f32]) -> f32 {
     let n = a.len().min(b.len());
     let (a, b) = (&a[..n], &b[..n]);
     let mut acc = [0f32; LANES];
@@ -35,12 +53,12 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     let (ra, rb) = (ca.remainder(), cb.remainder());
     for (x, y) in ca.zip(cb) {
         for t in 0..LANES {
-            acc[t] = madd(x[t], y[t], acc[t]);
+            acc[t] = madd_v::<V3>(x[t], y[t], acc[t]);
         }
     }
     let mut tail = 0f32;
     for (x, y) in ra.iter().zip(rb) {
-        tail = madd(*x, *y, tail);
+        tail = madd_v::<V3>(*x, *y, tail);
     }
     acc.iter().sum::<f32>() + tail
 }
@@ -50,6 +68,15 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
 #[inline(never)]
 pub fn dot_opaque(a: &[f32], b: &[f32]) -> f32 {
     dot(a, b)
+}
+
+/// [`dot_opaque`] compiled for AVX2 + FMA; call only where
+/// `crate::als::cpu_has_avx2()` holds.
+#[cfg(target_arch = "x86_64")]
+#[inline(never)]
+#[target_feature(enable = "avx2,fma")]
+pub fn dot_opaque_v3(a: &[f32], b: &[f32]) -> f32 {
+    dot_v::<true>(a, b)
 }
 
 /// `y += alpha * x`.
