@@ -18,11 +18,14 @@
 //! version and hot-swap it. [`split`] and [`metrics`] evaluate offline;
 //! [`eval::evaluate_movielens`] runs the standard comparison.
 //!
-//! Speed: the kernels are plain safe Rust written so LLVM vectorizes them
-//! (the crate forbids `unsafe`, so it cannot pick AVX2 at run time the way
-//! OpenBLAS does). On the default `x86-64` target they use SSE2; built with
-//! `-C target-cpu=x86-64-v3` (AVX2 and FMA) ALS trains about 1.5× faster.
-//! `bench/recs-vs-implicit` compares both builds with `implicit`.
+//! Speed: the kernels are plain Rust written so LLVM vectorizes them. The
+//! ALS kernels are also instantiated for AVX2 + FMA and picked at run time
+//! when the CPU has them (as OpenBLAS picks its kernels): the crate's only
+//! `unsafe` is calling those builds, each call behind that check (see
+//! [`als::cpu_has_avx2`]). Factors are then bit-identical for a seed on any
+//! thread count on one kind of CPU, and differ in the last bits between CPUs
+//! with and without FMA. `bench/recs-vs-implicit` compares the default build
+//! and a `-C target-cpu=native` build with `implicit`.
 //!
 //! This crate knows nothing of HTTP, SQL or Reel's catalogue: ids are dense
 //! `u32` indices the caller maps to its own. It does no I/O except reading
