@@ -1657,7 +1657,22 @@ function startPlayback(ui, session, ctx) {
     fetch(endpoint('stop'), { method: 'POST', credentials: 'same-origin', keepalive: true, headers: { 'Content-Type': 'application/json' }, body: json }).catch(() => {});
   };
 
-  const beatTimer = setInterval(() => { if (started && !video.paused && !video.ended) heartbeat(); }, HEARTBEAT_MS);
+  // Quality of experience, reported with each heartbeat: time to first
+  // frame (once), rebuffers and their time, fatal errors, the bitrate now.
+  const qoe = { openedAt: performance.now(), startupMs: null, sentStartup: false, rebuffers: 0, rebufferMs: 0, stallSince: null, errors: 0 };
+  const sendQoe = () => {
+    if (stopped) return;
+    const body = { rebuffers: qoe.rebuffers, rebuffer_ms: Math.round(qoe.rebufferMs), errors: qoe.errors };
+    if (qoe.startupMs != null && !qoe.sentStartup) { body.startup_ms = Math.round(qoe.startupMs); qoe.sentStartup = true; }
+    const level = hls?.levels?.[hls.currentLevel];
+    if (level?.bitrate) body.bitrate_kbps = Math.round(level.bitrate / 1000);
+    // Which appliance is serving now (the origin of the URL in use).
+    const serving = (session.urls || []).find((u) => { try { return new URL(u.url, location.href).origin === player.deliveryOrigin; } catch { return false; } });
+    if (serving?.appliance_id) body.appliance = serving.appliance_id;
+    qoe.rebuffers = 0; qoe.rebufferMs = 0; qoe.errors = 0;
+    api('POST', endpoint('qoe'), body).catch(() => {});
+  };
+  const beatTimer = setInterval(() => { if (started && !video.paused && !video.ended) { heartbeat(); sendQoe(); } }, HEARTBEAT_MS);
   const seekedBeat = debounce(() => { if (started) heartbeat(); }, 400);
   const onPageHide = () => sendStop(position(), { beacon: true });
   window.addEventListener('pagehide', onPageHide);
@@ -1706,6 +1721,8 @@ function startPlayback(ui, session, ctx) {
       } else if (data.type === Hls.ErrorTypes.MEDIA_ERROR) {
         hls.recoverMediaError();
       } else {
+        qoe.errors += 1;
+        sendQoe();
         ui.showMessage('Playback error', 'We lost the connection to the video. Check your network and try again.', [{ label: 'Retry', primary: true, onClick: () => render() }]);
       }
     });
@@ -1831,10 +1848,20 @@ function startPlayback(ui, session, ctx) {
   };
 
   on(video, 'playing', () => {
-    if (!started) { started = true; heartbeat(); }
+    if (!started) {
+      started = true;
+      qoe.startupMs = performance.now() - qoe.openedAt;
+      heartbeat();
+      sendQoe();
+    }
+    if (qoe.stallSince != null) { qoe.rebufferMs += performance.now() - qoe.stallSince; qoe.stallSince = null; }
     ui.setBusy(false);
   });
-  on(video, 'waiting', () => ui.setBusy(true));
+  on(video, 'waiting', () => {
+    // A stall after playback began is a rebuffer (seeking is not).
+    if (started && !video.seeking && qoe.stallSince == null) { qoe.rebuffers += 1; qoe.stallSince = performance.now(); }
+    ui.setBusy(true);
+  });
   on(video, 'canplay', () => ui.setBusy(false));
   on(video, 'play', syncPlayState);
   on(video, 'pause', () => { syncPlayState(); if (started && !video.ended) heartbeat(); });

@@ -27,6 +27,7 @@ mod home;
 mod openapi;
 mod playback;
 pub mod recs;
+mod telemetry;
 mod web;
 
 pub use auth::hash_password;
@@ -85,12 +86,14 @@ pub struct AppState {
     pub token_key: TokenKey,
     /// The recommendation model being served, and personalization caches.
     pub recs: Arc<recs::Recs>,
+    /// This node's metrics (exposed at `/metrics`).
+    pub metrics: reel_metrics::Registry,
 }
 
 impl AppState {
     pub async fn new(store: Store, config: Config) -> Result<Self, reel_store::StoreError> {
         let key = token_key(&store).await?;
-        Ok(AppState { store, config: Arc::new(config), token_key: key, recs: Arc::new(recs::Recs::default()) })
+        Ok(AppState { store, config: Arc::new(config), token_key: key, recs: Arc::new(recs::Recs::default()), metrics: reel_metrics::Registry::new() })
     }
 }
 
@@ -117,6 +120,7 @@ pub fn app(state: AppState) -> Router {
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such API route") });
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/metrics", get(telemetry::metrics))
         .route("/api/openapi.json", get(openapi::document))
         .nest("/api/v1", api)
         .merge(playback::media_routes())
@@ -124,6 +128,7 @@ pub fn app(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async {
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this route does not take that method")
         })
+        .layer(axum::middleware::from_fn_with_state(state.clone(), telemetry::record))
         .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| ApiError::internal().into_response()))
         .with_state(state)

@@ -41,7 +41,7 @@ pub async fn serve(
         tokio::select! {
             _ = &mut shutdown => break,
             accepted = listener.accept() => {
-                let (sock, _) = match accepted {
+                let (sock, peer) = match accepted {
                     Ok(a) => a,
                     Err(e) => {
                         // Out of descriptors, say: back off rather than spin.
@@ -54,7 +54,7 @@ pub async fn serve(
                 let (edge, app, stop, live) = (edge.clone(), app.clone(), stop_rx.clone(), live.clone());
                 tokio::spawn(async move {
                     let _live = live;
-                    connection(sock, edge, app, stop).await;
+                    connection(sock, peer, edge, app, stop).await;
                 });
             }
         }
@@ -76,7 +76,7 @@ enum Head {
     Bad,
 }
 
-async fn connection(mut sock: TcpStream, edge: Arc<Edge>, app: axum::Router, mut stop: tokio::sync::watch::Receiver<bool>) {
+async fn connection(mut sock: TcpStream, peer: std::net::SocketAddr, edge: Arc<Edge>, app: axum::Router, mut stop: tokio::sync::watch::Receiver<bool>) {
     let mut buf = BytesMut::with_capacity(4096);
     let mut first = true;
     loop {
@@ -120,10 +120,19 @@ async fn connection(mut sock: TcpStream, edge: Arc<Edge>, app: axum::Router, mut
             return linger_close(sock).await;
         }
         let head_only = req.method() == Method::HEAD;
+        let mut req = req;
+        req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
         let sent = match media_object(&req) {
             Some(parts) => {
+                let started = std::time::Instant::now();
                 let reply = object_reply(&edge, parts, req.headers(), edge.config.sendfile).await;
-                send_reply(&mut sock, &edge, reply, head_only, keep_alive).await
+                let status = match &reply {
+                    Reply::Done(r) => r.status().as_u16(),
+                    Reply::Object { head, .. } => head.status().as_u16(),
+                };
+                let sent = send_reply(&mut sock, &edge, reply, head_only, keep_alive).await;
+                edge.observe(crate::server::route_of(req.uri().path()), if sent.is_ok() { status } else { 599 }, started);
+                sent
             }
             None => {
                 let res = match app.clone().oneshot(req).await {

@@ -70,6 +70,42 @@ impl Counters {
     }
 }
 
+impl Edge {
+    /// Records one answered request: by kind of route and status, timed.
+    pub(crate) fn observe(&self, route: &'static str, status: u16, started: std::time::Instant) {
+        let status = match status {
+            200..=299 => "2xx",
+            300..=399 => "3xx",
+            400..=499 => "4xx",
+            _ => "5xx",
+        };
+        self.metrics.counter("edge_http_requests", &[("route", route), ("status", status)]).increment();
+        self.metrics.percentile_timer("edge_http_request_duration", &[("route", route)]).record(started.elapsed());
+    }
+
+    /// Prometheus text: the registry's metrics and the appliance's counters
+    /// and cache gauges.
+    pub fn render_metrics(&self) -> String {
+        let mut out = self.metrics.render_prometheus();
+        let id = &self.config.appliance_id;
+        let c = &self.counters;
+        let (used, capacity) = self.cache.usage();
+        for (name, kind, v) in [
+            ("edge_requests_total", "counter", c.requests.load(Ordering::Relaxed) as f64),
+            ("edge_bytes_served_total", "counter", c.bytes_served.load(Ordering::Relaxed) as f64),
+            ("edge_cache_hits_total", "counter", c.hits.load(Ordering::Relaxed) as f64),
+            ("edge_cache_misses_total", "counter", c.misses.load(Ordering::Relaxed) as f64),
+            ("edge_upstream_fetches_total", "counter", c.upstream_fetches.load(Ordering::Relaxed) as f64),
+            ("edge_errors_total", "counter", c.errors.load(Ordering::Relaxed) as f64),
+            ("edge_cache_used_bytes", "gauge", used as f64),
+            ("edge_cache_capacity_bytes", "gauge", capacity as f64),
+        ] {
+            out.push_str(&format!("# TYPE {name} {kind}\n{name}{{appliance=\"{id}\"}} {v}\n"));
+        }
+        out
+    }
+}
+
 /// A running appliance: configuration, cache, fills in flight and counters.
 pub struct Edge {
     pub config: EdgeConfig,
@@ -81,6 +117,9 @@ pub struct Edge {
     pub prefill: PrefillCounters,
     inflight: Mutex<HashMap<String, Arc<Filling>>>,
     http: reqwest::Client,
+    /// Request latency and status per route (the counters above are
+    /// exported next to it at `/metrics`).
+    pub metrics: reel_metrics::Registry,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -101,7 +140,8 @@ impl Edge {
             .build()
             .map_err(|e| EdgeError::Upstream { key: String::new(), reason: e.to_string() })?;
         let memory = MemoryTier::new(config.memory_bytes);
-        Ok(Arc::new(Edge { config, cache, memory, counters: Counters::default(), prefill: PrefillCounters::default(), inflight: Mutex::new(HashMap::new()), http }))
+        let metrics = reel_metrics::Registry::with_common_tags(&[("appliance", &config.appliance_id)]);
+        Ok(Arc::new(Edge { config, cache, memory, counters: Counters::default(), prefill: PrefillCounters::default(), inflight: Mutex::new(HashMap::new()), http, metrics }))
     }
 
     /// The whole of `key` (`title/rendition/file` or `title/master.m3u8`):

@@ -22,11 +22,43 @@ pub(crate) fn error(status: StatusCode, code: &str, message: &str) -> Response {
 pub fn router(edge: Arc<Edge>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }))
+        .route("/metrics", get(metrics))
         .route("/media/{token}/{title}/master.m3u8", get(master))
         .route("/media/{token}/{title}/{rendition}/{file}", get(object))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "not_found", "no such path on this appliance") })
         .layer(tower_http::cors::CorsLayer::new().allow_origin(tower_http::cors::Any).allow_headers(tower_http::cors::Any))
+        .layer(axum::middleware::from_fn_with_state(edge.clone(), observe))
         .with_state(edge)
+}
+
+/// Times every request that goes through the router (HTTP/2, TLS, and
+/// plain HTTP/1.1 other than cached objects, which `h1` times itself).
+async fn observe(State(edge): State<Arc<Edge>>, req: Request, next: axum::middleware::Next) -> Response {
+    let route = route_of(req.uri().path());
+    let started = std::time::Instant::now();
+    let res = next.run(req).await;
+    edge.observe(route, res.status().as_u16(), started);
+    res
+}
+
+/// A low-cardinality name for a path.
+pub(crate) fn route_of(path: &str) -> &'static str {
+    if path.starts_with("/media/") {
+        if path.ends_with(".m3u8") { "playlist" } else { "segment" }
+    } else if path == "/metrics" || path == "/healthz" {
+        "ops"
+    } else {
+        "other"
+    }
+}
+
+/// `GET /metrics`: Prometheus text, for loopback scrapers only.
+async fn metrics(State(edge): State<Arc<Edge>>, req: Request) -> Response {
+    let peer = req.extensions().get::<axum::extract::ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    if !peer.is_some_and(|ip| ip.is_loopback()) {
+        return error(StatusCode::FORBIDDEN, "forbidden", "metrics are served to loopback scrapers only");
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], edge.render_metrics()).into_response()
 }
 
 /// A client gets this long to send its request headers; a slow or idle

@@ -292,6 +292,13 @@ async fn http11_keep_alive_pipelining_and_malformed_requests() {
         assert!(out.starts_with(&format!("HTTP/1.1 {status}")), "{out}");
         assert!(out.contains(&format!("\"code\":\"{code}\"")), "{out}");
     }
+    // Metrics, for a loopback scraper: the counters and per-route latency.
+    let text = reqwest::get(format!("{}/metrics", rig.edge)).await.expect("metrics").text().await.expect("text");
+    assert!(text.contains("# TYPE edge_requests_total counter"), "{text}");
+    assert!(text.contains("edge_cache_hits_total{appliance=\"oca-test-01\"}"), "{text}");
+    assert!(text.contains("edge_http_requests_total{appliance=\"oca-test-01\",route=\"segment\",status=\"2xx\"}"), "{text}");
+    assert!(text.contains("edge_http_request_duration_seconds_bucket{appliance=\"oca-test-01\",route=\"segment\",le=\"+Inf\"}"), "{text}");
+
     // HTTP/2 by prior knowledge on the same port.
     let h2 = reqwest::Client::builder().http2_prior_knowledge().build().expect("h2");
     let r = h2.get(format!("{}{seg}", rig.edge)).send().await.expect("h2 get");

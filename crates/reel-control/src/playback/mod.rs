@@ -29,6 +29,7 @@ pub fn routes() -> Router<AppState> {
         .route("/playback", post(start))
         .route("/playback/{id}/heartbeat", post(heartbeat))
         .route("/playback/{id}/stop", post(stop))
+        .route("/playback/{id}/qoe", post(crate::telemetry::beacon))
 }
 
 #[derive(Deserialize)]
@@ -133,6 +134,7 @@ async fn start(
         }
         Err(e) => return Err(e.into()),
     };
+    state.metrics.counter("playback_starts", &[("plan", plan.as_str()), ("region", decision.client_region.as_deref().unwrap_or("none"))]).increment();
     // A play rewards the artwork shown for this title in the last half hour.
     if let Err(e) = state.store.credit_play(&profile.id, &requested.id, now, 30 * 60 * 1000).await {
         tracing::warn!(message = "cannot credit the artwork impression", error = %e);
