@@ -4,7 +4,7 @@
 // file as-is. Layout of this file:
 //   1. DOM + formatting helpers      5. header (search, account menu)
 //   2. API client + error handling   6. views: auth, profiles, home, title, search,
-//                                       fleet (operators)
+//                                       fleet + ops (operators)
 //   3. app state                     7. player
 //   4. router                        8. boot
 //
@@ -255,8 +255,9 @@ const ROUTES = [
   { name: 'title', re: /^\/title\/([^/]+)\/?$/, auth: true, profile: true, chrome: 'full', view: viewTitle },
   { name: 'watch', re: /^\/watch\/([^/]+)\/?$/, auth: true, profile: true, chrome: 'none', view: viewWatch },
   { name: 'search', re: /^\/search\/?$/, auth: true, profile: true, chrome: 'full', view: viewSearch },
-  // Operators may have no viewing profile at all, so the fleet page needs none.
+  // Operators may have no viewing profile at all, so the fleet and ops pages need none.
   { name: 'fleet', re: /^\/fleet\/?$/, auth: true, chrome: 'full', view: viewFleet },
+  { name: 'ops', re: /^\/ops\/?$/, auth: true, chrome: 'full', view: viewOps },
 ];
 
 let current = null; // {route, controller, cleanups[], update?}
@@ -411,7 +412,7 @@ function setupHeader() {
 function syncHeader(route, url) {
   for (const a of $$('.main-nav a')) {
     const active = (a.dataset.nav === 'home' && route.name === 'home') || (a.dataset.nav === 'browse' && route.name === 'search')
-      || (a.dataset.nav === 'fleet' && route.name === 'fleet');
+      || (a.dataset.nav === 'fleet' && route.name === 'fleet') || (a.dataset.nav === 'ops' && route.name === 'ops');
     if (active) a.setAttribute('aria-current', 'page'); else a.removeAttribute('aria-current');
   }
   // Keep the box in sync with the URL, but never fight the user mid-typing.
@@ -442,6 +443,8 @@ function renderAccountMenu() {
   btn.hidden = !state.me;
   const fleetLink = $('[data-testid="nav-fleet"]');
   if (fleetLink) fleetLink.hidden = !isAdmin();
+  const opsLink = $('[data-testid="nav-ops"]');
+  if (opsLink) opsLink.hidden = !isAdmin();
 
   const others = (state.profiles || []).filter((p) => p.id !== state.profileId);
   const plan = state.me?.plan;
@@ -452,6 +455,7 @@ function renderAccountMenu() {
     }, avatar(p), p.name)),
     h('a', { role: 'menuitem', class: 'menu-item', href: '/profiles' }, 'Manage profiles'),
     isAdmin() ? h('a', { role: 'menuitem', class: 'menu-item', href: '/fleet', 'data-testid': 'menu-fleet' }, 'Fleet') : null,
+    isAdmin() ? h('a', { role: 'menuitem', class: 'menu-item', href: '/ops', 'data-testid': 'menu-ops' }, 'Ops') : null,
     h('hr'),
     state.me ? h('div', { class: 'menu-note' },
       h('div', {}, state.me.account?.email || ''),
@@ -1520,6 +1524,457 @@ async function openConfig(id, ctx) {
     fill(versionsBox, h('p', { class: 'diff-error' }, err.message));
     if (err.status === 401) { dlg.close(); handleError(err); }
   }
+}
+
+// ---------------------------------------------------------------------------
+// 6g. View: ops dashboard (operators only)
+// ---------------------------------------------------------------------------
+
+const OPS_REFRESH_MS = 15000;
+const OPS_POINTS = 120;      // points per series; the step follows from the range
+const OPS_MAX_SERIES = 8;    // more lines than this is noise: keep the highest
+const OPS_RANGES = [
+  { id: '15m', label: '15 min', seconds: 15 * 60 },
+  { id: '1h', label: '1 h', seconds: 3600 },
+  { id: '6h', label: '6 h', seconds: 6 * 3600 },
+  { id: '24h', label: '24 h', seconds: 24 * 3600 },
+];
+// unit picks the axis and tooltip format (see opsFormat).
+const OPS_PANELS = [
+  { id: 'requests', title: 'Requests/s by status class', unit: 'rate', groupBy: 'status',
+    colors: { '1xx': '#8b949e', '2xx': '#3fb950', '3xx': '#4f8bf0', '4xx': '#d29922', '5xx': '#f85149' },
+    query: 'sum by (status) (rate(http_server_requests_total[1m]))' },
+  { id: 'latency', title: 'p99 latency by route (top routes)', unit: 'seconds',
+    query: 'histogram_quantile(0.99, sum by (route, le) (rate(http_server_request_duration_seconds_bucket[5m])))' },
+  { id: 'playback-starts', title: 'Playback starts/min', unit: 'count',
+    query: 'sum(rate(playback_starts_total[5m])) * 60' },
+  { id: 'rebuffers', title: 'Rebuffers/min by region', unit: 'count',
+    query: 'sum by (region) (rate(playback_rebuffers_total[5m])) * 60' },
+  { id: 'edge-throughput', title: 'Edge throughput per appliance (Gb/s)', unit: 'gbps',
+    query: 'sum by (appliance) (rate(edge_bytes_served_total[1m])) * 8 / 1e9' },
+  { id: 'edge-hit-ratio', title: 'Edge hit ratio per appliance', unit: 'ratio',
+    query: 'sum by (appliance) (rate(edge_cache_hits_total[5m])) / (sum by (appliance) (rate(edge_cache_hits_total[5m])) + sum by (appliance) (rate(edge_cache_misses_total[5m])))' },
+  { id: 'edge-latency', title: 'Edge p99 latency', unit: 'seconds',
+    query: 'histogram_quantile(0.99, sum by (appliance, le) (rate(edge_http_request_duration_seconds_bucket[5m])))' },
+];
+// Distinct on the dark surface and apart from each other; assigned by legend order.
+const OPS_COLORS = ['#4f8bf0', '#3fb950', '#d29922', '#f85149', '#a371f7', '#39c5cf', '#ec6cb9', '#e3b341', '#8b949e', '#ff9b5c'];
+
+/** 1234 → "1.2k", 2500000 → "2.5M", 0.25 → "0.25": short enough for an axis. */
+function formatSI(v) {
+  const a = Math.abs(v);
+  if (a >= 1e9) return `${trimNum(v / 1e9)}G`;
+  if (a >= 1e6) return `${trimNum(v / 1e6)}M`;
+  if (a >= 1e3) return `${trimNum(v / 1e3)}k`;
+  return trimNum(v);
+}
+
+/** At most 3 significant digits, no trailing zeros: 12.50 → "12.5", 0.00123 → "0.00123". */
+function trimNum(v) {
+  if (v === 0) return '0';
+  const a = Math.abs(v);
+  const digits = a >= 100 ? 0 : a >= 10 ? 1 : a >= 1 ? 2 : Math.min(6, 2 - Math.floor(Math.log10(a)));
+  return String(Number(v.toFixed(digits)));
+}
+
+/** A value in a panel's unit, for axis ticks and the tooltip. */
+function opsFormat(v, unit) {
+  if (!Number.isFinite(v)) return String(v);
+  switch (unit) {
+    case 'seconds': return Math.abs(v) >= 1 ? `${trimNum(v)} s` : `${trimNum(v * 1000)} ms`;
+    case 'ratio': return `${trimNum(v * 100)}%`;
+    case 'gbps': return Math.abs(v) >= 1 || v === 0 ? `${trimNum(v)} Gb/s` : `${formatSI(v * 1000)} Mb/s`;
+    default: return formatSI(v);
+  }
+}
+
+/** Unix seconds → "14:05" in the viewer's time zone. */
+function hhmm(t) {
+  const d = new Date(t * 1000);
+  return `${String(d.getHours()).padStart(2, '0')}:${String(d.getMinutes()).padStart(2, '0')}`;
+}
+
+/** 1, 2 or 5 × a power of ten, at least `raw`: the classic axis step. */
+function niceStep(raw) {
+  if (!(raw > 0)) return 1;
+  const p = 10 ** Math.floor(Math.log10(raw));
+  const f = raw / p;
+  return (f <= 1 ? 1 : f <= 2 ? 2 : f <= 5 ? 5 : 10) * p;
+}
+
+/** "route=/api/v1/home, method=GET"; a single label shows just its value. */
+function seriesLabel(metric) {
+  const entries = Object.entries(metric || {}).filter(([k]) => k !== '__name__');
+  if (!entries.length) return metric?.__name__ || 'value';
+  if (entries.length === 1) return String(entries[0][1]);
+  return entries.map(([k, v]) => `${k}=${v}`).join(', ');
+}
+
+/** Prometheus matrix JSON → [{label, points:[[t, v]...]}], sorted by label.
+ *  `groupBy` sums series whose label starts alike into a class: 200, 204 → "2xx". */
+function parseMatrix(data, { groupBy } = {}) {
+  const result = Array.isArray(data?.data?.result) ? data.data.result : [];
+  let series = result.map((r) => ({
+    label: seriesLabel(r.metric),
+    points: (r.values || (r.value ? [r.value] : [])).map(([t, v]) => [Number(t), parseFloat(v)]).filter(([t]) => Number.isFinite(t)),
+  }));
+  if (groupBy) {
+    const groups = new Map();
+    result.forEach((r, i) => {
+      const raw = String(r.metric?.[groupBy] ?? '');
+      const key = /^\d{3}$/.test(raw) ? `${raw[0]}xx` : raw || series[i].label;
+      if (!groups.has(key)) groups.set(key, new Map());
+      const sums = groups.get(key);
+      for (const [t, v] of series[i].points) if (Number.isFinite(v)) sums.set(t, (sums.get(t) || 0) + v);
+    });
+    series = [...groups].map(([label, sums]) => ({ label, points: [...sums].sort((a, b) => a[0] - b[0]) }));
+  }
+  series = series.filter((s) => s.points.some(([, v]) => Number.isFinite(v)));
+  series.sort((a, b) => a.label.localeCompare(b.label, undefined, { numeric: true }));
+  return series;
+}
+
+/** The highest `max` series by their peak; says how many were left out. */
+function topSeries(series, max = OPS_MAX_SERIES) {
+  if (series.length <= max) return { shown: series, hidden: 0 };
+  const peak = (s) => Math.max(-Infinity, ...s.points.map(([, v]) => v).filter(Number.isFinite));
+  const keep = new Set([...series].sort((a, b) => peak(b) - peak(a)).slice(0, max));
+  return { shown: series.filter((s) => keep.has(s)), hidden: series.length - max };
+}
+
+/** A line chart drawn as inline SVG at the box's real pixel size (so labels stay
+ *  legible on a phone), redrawn on resize. draw(series, {start, end, step, unit}). */
+function opsChart(ctx) {
+  const box = h('div', { class: 'ops-chart-box' });
+  const tip = h('div', { class: 'ops-tip', hidden: true, 'aria-hidden': 'true' });
+  const H = 200;
+  const M = { top: 10, right: 12, bottom: 24, left: 56 };
+  let last = null;
+  let svg = null;
+  let geo = null; // what the pointer handler needs from the last draw
+
+  const render = () => {
+    if (!last) return;
+    const { series, start, end, unit } = last;
+    const W = Math.max(240, Math.round(box.clientWidth || 480));
+    const iw = W - M.left - M.right;
+    const ih = H - M.top - M.bottom;
+    const values = series.flatMap((s) => s.points.map(([, v]) => v)).filter(Number.isFinite);
+    let lo = Math.min(0, ...values);
+    let hi = Math.max(...values, lo);
+    if (unit === 'ratio' && hi <= 1 && lo >= 0) hi = Math.max(hi, 1);
+    if (hi === lo) hi = lo + (lo === 0 ? 1 : Math.abs(lo));
+    const yStep = niceStep((hi - lo) / 4);
+    lo = Math.floor(lo / yStep) * yStep;
+    hi = Math.ceil(hi / yStep) * yStep;
+    const x = (t) => M.left + ((t - start) / Math.max(1, end - start)) * iw;
+    const y = (v) => M.top + ih - ((v - lo) / (hi - lo)) * ih;
+
+    svg = svgEl('svg', { class: 'ops-chart', 'data-testid': 'ops-chart', width: W, height: H, viewBox: `0 0 ${W} ${H}`, role: 'img' });
+    const grid = svgEl('g', { class: 'ops-gridlines' });
+    const axis = svgEl('g', { class: 'ops-axis' });
+    for (let v = lo, i = 0; v <= hi + yStep / 2 && i < 12; v += yStep, i += 1) {
+      const yy = Math.round(y(v)) + 0.5;
+      grid.append(svgEl('line', { x1: M.left, x2: W - M.right, y1: yy, y2: yy }));
+      const label = svgEl('text', { x: M.left - 6, y: yy + 4, 'text-anchor': 'end' });
+      label.textContent = opsFormat(Number(v.toPrecision(12)), unit);
+      axis.append(label);
+    }
+    // Time ticks on whole local minutes/hours, as many as fit (~1 per 90 px).
+    const want = Math.max(2, Math.floor(iw / 90));
+    const span = end - start;
+    const iv = [60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400].find((s) => span / s <= want) || 86400;
+    const off = -new Date(start * 1000).getTimezoneOffset() * 60;
+    for (let t = Math.ceil((start + off) / iv) * iv - off; t <= end; t += iv) {
+      const xx = Math.round(x(t)) + 0.5;
+      grid.append(svgEl('line', { x1: xx, x2: xx, y1: M.top + ih, y2: M.top + ih + 4 }));
+      const label = svgEl('text', { x: xx, y: H - 6, 'text-anchor': 'middle' });
+      label.textContent = hhmm(t);
+      axis.append(label);
+    }
+    grid.append(svgEl('line', { class: 'ops-baseline', x1: M.left, x2: W - M.right, y1: M.top + ih + 0.5, y2: M.top + ih + 0.5 }));
+
+    const lines = svgEl('g', { class: 'ops-lines' });
+    const gap = (last.step || 0) * 2.5; // a hole in the data breaks the line instead of bridging it
+    series.forEach((s) => {
+      const g = svgEl('g', { class: 'ops-series', 'data-series': s.label });
+      let run = [];
+      let prevT = null;
+      const flush = () => {
+        if (run.length === 1) g.append(svgEl('circle', { cx: run[0][0], cy: run[0][1], r: 2, fill: s.color }));
+        else if (run.length > 1) g.append(svgEl('polyline', { points: run.map(([a, b]) => `${a.toFixed(1)},${b.toFixed(1)}`).join(' '), fill: 'none', stroke: s.color }));
+        run = [];
+      };
+      for (const [t, v] of s.points) {
+        if (!Number.isFinite(v) || (prevT != null && gap && t - prevT > gap)) flush();
+        if (Number.isFinite(v)) run.push([x(t), y(Math.min(hi, Math.max(lo, v)))]);
+        prevT = t;
+      }
+      flush();
+      lines.append(g);
+    });
+    const cursor = svgEl('line', { class: 'ops-cursor', y1: M.top, y2: M.top + ih, x1: -10, x2: -10 });
+    svg.append(grid, axis, lines, cursor);
+    svg.setAttribute('aria-label', `Chart of ${series.map((s) => s.label).join(', ')} from ${hhmm(start)} to ${hhmm(end)}`);
+    geo = { W, iw, start, end, x, cursor };
+    box.replaceChildren(svg, tip);
+  };
+
+  // Nearest point of each series to the pointer's time.
+  const nearest = (points, t) => {
+    let a = 0;
+    let b = points.length - 1;
+    while (b - a > 1) { const m = (a + b) >> 1; if (points[m][0] < t) a = m; else b = m; }
+    return Math.abs(points[a][0] - t) <= Math.abs(points[b][0] - t) ? points[a] : points[b];
+  };
+  const hideTip = () => { tip.hidden = true; geo?.cursor.setAttribute('x1', -10); geo?.cursor.setAttribute('x2', -10); };
+  box.addEventListener('pointermove', (e) => {
+    if (!geo || !last?.series.length) return;
+    const rect = svg.getBoundingClientRect();
+    const px = e.clientX - rect.left;
+    if (px < M.left || px > M.left + geo.iw) return hideTip();
+    const t = geo.start + ((px - M.left) / geo.iw) * (geo.end - geo.start);
+    const rows = last.series.map((s) => ({ s, p: nearest(s.points, t) })).filter((r) => r.p);
+    if (!rows.length) return hideTip();
+    const at = rows.reduce((best, r) => (Math.abs(r.p[0] - t) < Math.abs(best - t) ? r.p[0] : best), rows[0].p[0]);
+    const cx = geo.x(at);
+    geo.cursor.setAttribute('x1', cx);
+    geo.cursor.setAttribute('x2', cx);
+    fill(tip, h('div', { class: 'ops-tip-time' }, new Date(at * 1000).toLocaleTimeString()),
+      rows.filter((r) => r.p[0] === at).sort((p, q) => q.p[1] - p.p[1]).map((r) => h('div', { class: 'ops-tip-row' },
+        h('span', { class: 'ops-swatch', style: `--c:${r.s.color}` }),
+        h('span', { class: 'ops-tip-label' }, r.s.label),
+        h('strong', {}, opsFormat(r.p[1], last.unit)))));
+    tip.hidden = false;
+    const left = cx + 12 + tip.offsetWidth > geo.W ? cx - 12 - tip.offsetWidth : cx + 12;
+    tip.style.left = `${Math.max(0, left)}px`;
+  });
+  box.addEventListener('pointerleave', hideTip);
+
+  let width = 0;
+  const ro = typeof ResizeObserver === 'function' ? new ResizeObserver(() => {
+    const w = Math.round(box.clientWidth);
+    if (w && w !== width) { width = w; render(); }
+  }) : null;
+  ro?.observe(box);
+  ctx.onCleanup(() => ro?.disconnect());
+
+  return {
+    el: box,
+    draw(series, opts) { last = { series, ...opts }; render(); },
+    clear() { last = null; svg = null; geo = null; box.replaceChildren(); },
+  };
+}
+
+/** One chart panel: title, its PromQL, the chart or a state (loading, no data,
+ *  error), a legend. load(range) runs the query; each panel fails on its own. */
+function opsPanel(ctx, spec, { onForbidden, onQueryError, testid = 'ops-panel' } = {}) {
+  const chart = opsChart(ctx);
+  const body = h('div', { class: 'ops-panel-body' }, h('div', { class: 'ops-loading skeleton', 'aria-hidden': 'true' }));
+  const legend = h('ul', { class: 'ops-legend', 'aria-label': 'Legend' });
+  const queryEl = h('code', { class: 'ops-query', title: spec.query }, spec.query);
+  const copy = h('button', {
+    type: 'button', class: 'btn btn-ghost btn-xs ops-copy', 'data-testid': 'ops-copy', 'aria-label': `Copy the query of ${spec.title}`,
+    onclick: async () => {
+      try { await navigator.clipboard.writeText(spec.query); toast('Query copied.', 'info'); } catch { toast('Couldn’t copy: select the query and copy it by hand.'); }
+    },
+  }, 'Copy');
+  const el = h('article', { class: 'ops-panel', 'data-testid': testid, 'data-panel-id': spec.id, 'data-state': 'loading', 'aria-busy': 'true' },
+    h('header', { class: 'ops-panel-head' }, h('h2', {}, spec.title), copy),
+    queryEl, body, legend);
+  if (!spec.title) { el.querySelector('.ops-panel-head').remove(); queryEl.remove(); }
+
+  let ctrl = null;
+  let seq = 0;
+  let hasChart = false;
+  ctx.signal.addEventListener('abort', () => ctrl?.abort(), { once: true });
+  const setState = (s) => { el.dataset.state = s; el.setAttribute('aria-busy', String(s === 'loading')); };
+  const message = (cls, text, testidMsg) => {
+    hasChart = false;
+    chart.clear();
+    fill(legend);
+    fill(body, h('p', { class: `ops-msg ${cls}`, 'data-testid': testidMsg }, text));
+  };
+
+  const load = async ({ start, end, step }) => {
+    const my = ++seq;
+    ctrl?.abort();
+    ctrl = new AbortController();
+    setState('loading');
+    el.classList.toggle('refreshing', hasChart);
+    try {
+      const qs = new URLSearchParams({ query: spec.query, start: String(start), end: String(end), step: String(step) });
+      const data = await api('GET', `/api/v1/metrics/query_range?${qs}`, undefined, { signal: ctrl.signal });
+      if (my !== seq || !ctx.alive()) return;
+      const { shown, hidden } = topSeries(parseMatrix(data, spec));
+      if (!shown.length) { setState('empty'); message('ops-empty', 'No data yet', 'ops-empty'); return; }
+      const palette = OPS_COLORS.filter((c) => !Object.values(spec.colors || {}).includes(c));
+      let next = 0;
+      shown.forEach((s) => { s.color = spec.colors?.[s.label] || palette[next++ % palette.length]; });
+      if (!hasChart) fill(body, chart.el);
+      hasChart = true;
+      chart.draw(shown, { start, end, step, unit: spec.unit });
+      const latest = (s) => [...s.points].reverse().find(([, v]) => Number.isFinite(v))?.[1];
+      fill(legend, shown.map((s) => h('li', { title: s.label },
+        h('span', { class: 'ops-swatch', style: `--c:${s.color}`, 'aria-hidden': 'true' }),
+        h('span', { class: 'ops-legend-label' }, s.label),
+        latest(s) != null ? h('span', { class: 'ops-legend-value' }, opsFormat(latest(s), spec.unit)) : null)),
+        hidden ? h('li', { class: 'muted' }, `+${hidden} more not shown`) : null);
+      setState('ready');
+      return { ok: true };
+    } catch (err) {
+      if (isAbort(err) || my !== seq || !ctx.alive()) return;
+      if (err.status === 401) { handleError(err); return; }
+      if (err.status === 403) { onForbidden?.(); return; }
+      setState('error');
+      if (err.code === 'bad_query' && onQueryError?.(err)) return { ok: false, err };
+      message('ops-error', err.message || 'Couldn’t load this panel.', 'ops-panel-error');
+      return { ok: false, err };
+    } finally {
+      if (my === seq) el.classList.remove('refreshing');
+    }
+  };
+  return { el, load, spec };
+}
+
+/** "at 12: expected ')'" → a caret under byte 12 of the query (0-based, as the
+ *  parser counts). Byte offsets become character offsets for non-ASCII text. */
+function queryErrorView(query, message) {
+  const m = /^at (\d+):\s*/.exec(message || '');
+  const children = [h('p', { class: 'ops-explore-msg' }, message || 'That query didn’t work.')];
+  if (m) {
+    const bytes = new TextEncoder().encode(query);
+    const pos = Math.min(Number(m[1]), bytes.length);
+    const col = [...new TextDecoder().decode(bytes.slice(0, pos))].length;
+    children.unshift(h('pre', { class: 'ops-caret', 'aria-hidden': 'true', 'data-testid': 'ops-explore-caret', 'data-pos': col },
+      `${query}\n${' '.repeat(col)}^`));
+  }
+  return children;
+}
+
+async function viewOps(ctx) {
+  setTitle('Ops');
+  const rangeId = OPS_RANGES.some((r) => r.id === ctx.query.get('range')) ? ctx.query.get('range') : '1h';
+  let range = OPS_RANGES.find((r) => r.id === rangeId);
+  let timer = null;
+  let forbidden = false;
+  let lastOk = 0;
+
+  const operatorsOnly = () => {
+    if (forbidden) return;
+    forbidden = true;
+    clearTimeout(timer);
+    showPageMessage('Operators only', 'The ops dashboard is for Reel operators. Ask an admin if you need access.');
+  };
+
+  const status = h('span', { class: 'fleet-live', 'data-testid': 'ops-live', role: 'status' }, 'Loading…');
+  const rangeButtons = OPS_RANGES.map((r) => h('button', {
+    type: 'button', class: 'ops-range-btn', 'data-range': r.id, 'aria-pressed': String(r === range),
+    onclick: () => {
+      if (r === range) return;
+      range = r;
+      for (const b of rangeButtons) b.setAttribute('aria-pressed', String(b.dataset.range === r.id));
+      syncUrl();
+      refresh();
+    },
+  }, r.label));
+  const picker = h('div', { class: 'ops-range', role: 'group', 'aria-label': 'Time range', 'data-testid': 'ops-range' }, rangeButtons);
+
+  const panels = OPS_PANELS.map((spec) => opsPanel(ctx, spec, { onForbidden: operatorsOnly }));
+
+  // ---- explore --------------------------------------------------------------
+  const input = h('input', {
+    type: 'text', class: 'ops-explore-input', 'data-testid': 'ops-explore-input', name: 'query',
+    placeholder: 'PromQL, e.g. sum by (route) (rate(http_server_requests_total[1m]))',
+    'aria-label': 'PromQL query', autocomplete: 'off', autocapitalize: 'off', spellcheck: 'false', value: ctx.query.get('q') || '',
+  });
+  const runBtn = h('button', { type: 'submit', class: 'btn btn-primary btn-sm', 'data-testid': 'ops-explore-run' }, 'Run');
+  const errorBox = h('div', { class: 'ops-explore-error', 'data-testid': 'ops-explore-error', role: 'alert', hidden: true });
+  const resultBox = h('div', { class: 'ops-explore-result' });
+  let explore = null; // the panel for the last query that ran
+  const runExplore = async () => {
+    const query = input.value.trim();
+    syncUrl();
+    errorBox.hidden = true;
+    fill(errorBox);
+    if (!query) { explore = null; fill(resultBox); return; }
+    // A bad query's message belongs under the input, where the mistake is.
+    const mine = opsPanel(ctx, { id: 'explore', title: '', query, unit: 'auto' }, {
+      onForbidden: operatorsOnly,
+      testid: 'ops-explore-result',
+      onQueryError: (err) => {
+        if (mine !== explore) return true;
+        fill(errorBox, queryErrorView(query, err.message));
+        errorBox.hidden = false;
+        explore = null;
+        fill(resultBox);
+        return true;
+      },
+    });
+    explore = mine;
+    fill(resultBox, mine.el);
+    runBtn.disabled = true;
+    await mine.load(window_());
+    if (explore === mine || !explore) runBtn.disabled = false;
+  };
+  const form = h('form', { class: 'ops-explore-form', onsubmit: (e) => { e.preventDefault(); runExplore(); } }, input, runBtn);
+  input.addEventListener('input', () => { if (!errorBox.hidden) { errorBox.hidden = true; fill(errorBox); } });
+
+  const page = h('section', { class: 'ops-page', 'data-testid': 'ops-page' },
+    h('div', { class: 'fleet-head' },
+      h('div', {}, h('h1', {}, 'Ops'), h('p', { class: 'fleet-summary muted' }, 'Service health from the metrics store.')),
+      h('div', { class: 'ops-tools' }, picker, status)),
+    h('div', { class: 'ops-grid' }, panels.map((p) => p.el)),
+    h('section', { class: 'ops-explore', 'aria-labelledby': 'ops-explore-title' },
+      h('h2', { id: 'ops-explore-title' }, 'Explore'),
+      form, errorBox, resultBox));
+  app.replaceChildren(page);
+
+  function syncUrl() {
+    const qs = new URLSearchParams();
+    if (range.id !== '1h') qs.set('range', range.id);
+    if (input.value.trim()) qs.set('q', input.value.trim());
+    const url = `/ops${qs.toString() ? `?${qs}` : ''}`;
+    if (location.pathname + location.search !== url) history.replaceState(history.state, '', url);
+  }
+
+  // start/end on whole steps, so consecutive refreshes line up point for point.
+  function window_() {
+    const step = Math.max(1, Math.round(range.seconds / OPS_POINTS));
+    const end = Math.floor(Date.now() / 1000 / step) * step;
+    return { start: end - range.seconds, end, step };
+  }
+
+  const setStatus = (failing) => {
+    status.classList.toggle('stale', failing);
+    status.textContent = failing
+      ? `Some panels failed · last good update ${lastOk ? timeAgo(lastOk) : 'never'}`
+      : `Live · every ${OPS_REFRESH_MS / 1000}s`;
+  };
+
+  async function refresh() {
+    clearTimeout(timer);
+    timer = null;
+    if (!ctx.alive() || forbidden) return;
+    const w = window_();
+    const jobs = panels.map((p) => p.load(w));
+    if (explore) jobs.push(explore.load(w));
+    const results = await Promise.all(jobs);
+    if (!ctx.alive() || forbidden) return;
+    const failed = results.some((r) => r && !r.ok);
+    if (results.some((r) => r?.ok)) lastOk = Date.now();
+    setStatus(failed);
+    schedule();
+  }
+  function schedule() {
+    clearTimeout(timer);
+    // A background tab skips refreshes; the next tick after it returns catches up.
+    timer = setTimeout(() => (document.hidden ? schedule() : refresh()), OPS_REFRESH_MS);
+  }
+  ctx.onCleanup(() => clearTimeout(timer));
+
+  if (input.value.trim()) runExplore();
+  await refresh();
 }
 
 // ---------------------------------------------------------------------------

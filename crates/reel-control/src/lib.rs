@@ -28,6 +28,8 @@ mod openapi;
 mod playback;
 pub mod recs;
 mod telemetry;
+pub mod ops;
+pub mod alerts;
 mod web;
 
 pub use auth::hash_password;
@@ -88,12 +90,14 @@ pub struct AppState {
     pub recs: Arc<recs::Recs>,
     /// This node's metrics (exposed at `/metrics`).
     pub metrics: reel_metrics::Registry,
+    /// This node's time-series store, when it keeps one (`reel serve`/`up` do).
+    pub tsdb: Option<Arc<reel_tsdb::Tsdb>>,
 }
 
 impl AppState {
     pub async fn new(store: Store, config: Config) -> Result<Self, reel_store::StoreError> {
         let key = token_key(&store).await?;
-        Ok(AppState { store, config: Arc::new(config), token_key: key, recs: Arc::new(recs::Recs::default()), metrics: reel_metrics::Registry::new() })
+        Ok(AppState { store, config: Arc::new(config), token_key: key, recs: Arc::new(recs::Recs::default()), metrics: reel_metrics::Registry::new(), tsdb: None })
     }
 }
 
@@ -117,6 +121,8 @@ pub fn app(state: AppState) -> Router {
         .merge(home::routes())
         .merge(playback::routes())
         .merge(fleet::routes())
+        .merge(ops::routes())
+        .merge(alerts::routes())
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such API route") });
     Router::new()
         .route("/healthz", get(healthz))

@@ -22,6 +22,8 @@ use tower::ServiceExt;
 
 /// The most bytes a request head may take.
 const MAX_HEAD: usize = 16 * 1024;
+/// The largest request body read (only operator calls carry one).
+const MAX_BODY: usize = 64 * 1024;
 /// How long one write may wait for a client to take bytes.
 const SEND_TIMEOUT: Duration = Duration::from_secs(60);
 /// Bytes per sendfile call, so one big object does not hold a worker.
@@ -113,14 +115,31 @@ async fn connection(mut sock: TcpStream, peer: std::net::SocketAddr, edge: Arc<E
             Ok(Ok(Head::Request(r))) => r,
         };
         let keep_alive = wants_keep_alive(&req) && !*stop.borrow();
+        let mut req = req;
         if has_body(req.headers()) {
-            // No route here takes a body; answer and close rather than read it.
-            let r = error(StatusCode::PAYLOAD_TOO_LARGE, "body_not_accepted", "this appliance accepts no request bodies");
-            let _ = send_response(&mut sock, r, false, false).await;
-            return linger_close(sock).await;
+            // Only small bodies of a stated length (operator calls such as
+            // /chaos); anything else is answered and the connection closed.
+            let len = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<usize>().ok());
+            let Some(len) = len.filter(|&l| l <= MAX_BODY && !req.headers().contains_key(header::TRANSFER_ENCODING)) else {
+                let r = error(StatusCode::PAYLOAD_TOO_LARGE, "body_not_accepted", "this appliance accepts only small request bodies with a Content-Length");
+                let _ = send_response(&mut sock, r, false, false).await;
+                return linger_close(sock).await;
+            };
+            let read = tokio::time::timeout(timeout, async {
+                while buf.len() < len {
+                    if sock.read_buf(&mut buf).await? == 0 {
+                        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "body cut short"));
+                    }
+                }
+                Ok(())
+            })
+            .await;
+            if !matches!(read, Ok(Ok(()))) {
+                return;
+            }
+            *req.body_mut() = Body::from(buf.split_to(len).freeze());
         }
         let head_only = req.method() == Method::HEAD;
-        let mut req = req;
         req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
         let sent = match media_object(&req) {
             Some(parts) => {

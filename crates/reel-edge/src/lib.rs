@@ -120,6 +120,36 @@ pub struct Edge {
     /// Request latency and status per route (the counters above are
     /// exported next to it at `/metrics`).
     pub metrics: reel_metrics::Registry,
+    /// Faults injected on purpose (chaos experiments): see [`Chaos`].
+    pub chaos: Chaos,
+}
+
+/// Faults an operator injects into one appliance to see what the rest of
+/// the system does: a share of object requests answered 500, and added
+/// latency. Set over `POST /chaos` from loopback; off by default.
+#[derive(Default)]
+pub struct Chaos {
+    /// Parts per million of object requests that fail.
+    pub error_ppm: AtomicU64,
+    pub latency_ms: AtomicU64,
+    draws: AtomicU64,
+}
+
+impl Chaos {
+    /// Whether this request should fail, and how long to stall it first.
+    pub(crate) fn draw(&self) -> (bool, Option<Duration>) {
+        let ppm = self.error_ppm.load(Ordering::Relaxed);
+        let ms = self.latency_ms.load(Ordering::Relaxed);
+        if ppm == 0 && ms == 0 {
+            return (false, None);
+        }
+        // SplitMix64 over a counter: cheap, and spread evenly.
+        let mut z = self.draws.fetch_add(1, Ordering::Relaxed).wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        ((z % 1_000_000) < ppm, (ms > 0).then(|| Duration::from_millis(ms)))
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -141,7 +171,7 @@ impl Edge {
             .map_err(|e| EdgeError::Upstream { key: String::new(), reason: e.to_string() })?;
         let memory = MemoryTier::new(config.memory_bytes);
         let metrics = reel_metrics::Registry::with_common_tags(&[("appliance", &config.appliance_id)]);
-        Ok(Arc::new(Edge { config, cache, memory, counters: Counters::default(), prefill: PrefillCounters::default(), inflight: Mutex::new(HashMap::new()), http, metrics }))
+        Ok(Arc::new(Edge { config, cache, memory, counters: Counters::default(), prefill: PrefillCounters::default(), inflight: Mutex::new(HashMap::new()), http, metrics, chaos: Chaos::default() }))
     }
 
     /// The whole of `key` (`title/rendition/file` or `title/master.m3u8`):

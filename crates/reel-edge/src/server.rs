@@ -23,6 +23,7 @@ pub fn router(edge: Arc<Edge>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }))
         .route("/metrics", get(metrics))
+        .route("/chaos", axum::routing::post(chaos))
         .route("/media/{token}/{title}/master.m3u8", get(master))
         .route("/media/{token}/{title}/{rendition}/{file}", get(object))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "not_found", "no such path on this appliance") })
@@ -50,6 +51,37 @@ pub(crate) fn route_of(path: &str) -> &'static str {
     } else {
         "other"
     }
+}
+
+/// `POST /chaos` `{"error_rate": 0..1, "latency_ms": n}`: inject faults
+/// into this appliance's object requests (`{}` turns them off). Loopback only.
+async fn chaos(State(edge): State<Arc<Edge>>, req: Request) -> Response {
+    let peer = req.extensions().get::<axum::extract::ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    if !peer.is_some_and(|ip| ip.is_loopback()) {
+        return error(StatusCode::FORBIDDEN, "forbidden", "chaos is for loopback operators only");
+    }
+    let Ok(body) = axum::body::to_bytes(req.into_body(), 4096).await else {
+        return error(StatusCode::BAD_REQUEST, "bad_request", "send a small JSON object");
+    };
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Faults {
+        #[serde(default)]
+        error_rate: f64,
+        #[serde(default)]
+        latency_ms: u64,
+    }
+    let f: Faults = match serde_json::from_slice(&body) {
+        Ok(f) => f,
+        Err(e) => return error(StatusCode::BAD_REQUEST, "bad_request", &format!("expected {{\"error_rate\": 0..1, \"latency_ms\": n}}: {e}")),
+    };
+    if !(0.0..=1.0).contains(&f.error_rate) || f.latency_ms > 60_000 {
+        return error(StatusCode::UNPROCESSABLE_ENTITY, "validation", "error_rate must be within 0..1 and latency_ms at most 60000");
+    }
+    edge.chaos.error_ppm.store((f.error_rate * 1_000_000.0).round() as u64, std::sync::atomic::Ordering::Relaxed);
+    edge.chaos.latency_ms.store(f.latency_ms, std::sync::atomic::Ordering::Relaxed);
+    tracing::warn!(message = "chaos set", error_rate = f.error_rate, latency_ms = f.latency_ms);
+    axum::Json(serde_json::json!({"error_rate": f.error_rate, "latency_ms": f.latency_ms})).into_response()
 }
 
 /// `GET /metrics`: Prometheus text, for loopback scrapers only.
@@ -259,6 +291,14 @@ pub(crate) async fn object_reply(edge: &Arc<Edge>, [token, title, rendition, fil
         Ok(c) => c,
         Err(r) => return Reply::Done(r),
     };
+    let (fail, stall) = edge.chaos.draw();
+    if let Some(d) = stall {
+        tokio::time::sleep(d).await;
+    }
+    if fail {
+        Counters::add(&edge.counters.errors, 1);
+        return Reply::Done(error(StatusCode::INTERNAL_SERVER_ERROR, "chaos", "a fault injected on purpose; try the next URL"));
+    }
     let Some(height) = reel_domain::rendition_height(rendition) else {
         return Reply::Done(error(StatusCode::NOT_FOUND, "not_found", "no such rendition"));
     };

@@ -286,7 +286,8 @@ async fn http11_keep_alive_pipelining_and_malformed_requests() {
     for (bytes, status, code) in [
         (b"NOT HTTP AT ALL\r\n\r\n".to_vec(), "400", "bad_request"),
         (format!("GET / HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(20_000)).into_bytes(), "431", "head_too_large"),
-        (b"POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello".to_vec(), "413", "body_not_accepted"),
+        (format!("POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n{}", "a".repeat(100)).into_bytes(), "413", "body_not_accepted"),
+        (b"POST /chaos HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n".to_vec(), "413", "body_not_accepted"),
     ] {
         let out = String::from_utf8_lossy(&raw(&addr, &bytes).await).to_string();
         assert!(out.starts_with(&format!("HTTP/1.1 {status}")), "{out}");

@@ -15,12 +15,14 @@
 //! ```
 
 mod accounts;
+mod alerts;
 mod catalog;
 mod fleet;
 mod playback;
 mod recs;
 
 pub use accounts::{Account, NewAccount, Profile};
+pub use alerts::{Alert, AlertRule};
 pub use fleet::{Appliance, ApplianceModel, AuditEntry, ConfigVersion, Site, APPLIANCE_STATES};
 pub use catalog::{Artwork, Genre, NewTitle, Rendition, Title, TitleFilter, TitlePatch};
 pub use playback::{Progress, Stream, StreamStart, ViewingEvent};

@@ -47,6 +47,12 @@ enum Command {
     /// Recommendation models: evaluate, train, list, activate, roll back, import MovieLens.
     #[command(subcommand)]
     Recs(crate::recs::RecsCommand),
+    /// Alert analysis: change points in a signal, the TCPD benchmark.
+    #[command(subcommand)]
+    Insight(crate::insight::InsightCommand),
+    /// Query a running node's metrics store.
+    #[command(subcommand)]
+    Metrics(crate::insight::MetricsCommand),
 }
 
 #[derive(Subcommand)]
@@ -403,6 +409,8 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Edge(args) => edge(args).await,
         Command::Fleet(cmd) => fleet(cmd).await,
         Command::Recs(cmd) => crate::recs::run(cmd).await,
+        Command::Insight(cmd) => crate::insight::run(cmd),
+        Command::Metrics(cmd) => crate::insight::metrics(cmd).await,
         Command::Fill(FillCommand::Plan { store, origin_dir, evaluate, titles, views, zipf, capacity_share, seed, json }) => {
             if evaluate {
                 return fill_evaluate(titles, views, zipf, capacity_share, seed, json);
@@ -629,7 +637,15 @@ async fn serve_on(listener: tokio::net::TcpListener, args: ServeArgs, store: Sto
     config.public_url = args.public_url.clone().unwrap_or_else(|| format!("http://{local}"));
     config.secure_cookies = args.secure_cookies;
     config.stream_stale_after = std::time::Duration::from_secs(args.stream_stale_after.max(5));
-    let state = reel_control::AppState::new(store.clone(), config).await.context("cannot load control-plane state")?;
+    let mut state = reel_control::AppState::new(store.clone(), config).await.context("cannot load control-plane state")?;
+    // This node's metrics store, fed by its own metrics and the appliances'.
+    let tsdb_dir = args.store.data_dir.join("tsdb");
+    let tsdb = tokio::task::spawn_blocking(move || reel_tsdb::Tsdb::open(&tsdb_dir, reel_tsdb::Options::default()))
+        .await?
+        .with_context(|| format!("cannot open the metrics store in {}", args.store.data_dir.join("tsdb").display()))?;
+    state.tsdb = Some(std::sync::Arc::new(tsdb));
+    tokio::spawn(reel_control::ops::collect_loop(state.clone(), local.to_string(), std::time::Duration::from_secs(5)));
+    tokio::spawn(reel_control::alerts::alert_loop(state.clone(), std::time::Duration::from_secs(5)));
     tracing::info!(message = "reel is up", url = %format!("http://{local}"), backend = ?store.backend());
     println!("Reel is up: open http://{local} in a browser (Ctrl-C to stop)");
     reel_control::serve(listener, state, shutdown_signal()).await.context("server failed")?;

@@ -3,6 +3,7 @@
 
 mod cli;
 mod fleet;
+mod insight;
 mod recs;
 
 use clap::Parser;

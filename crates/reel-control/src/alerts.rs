@@ -1,0 +1,354 @@
+//! Alerts: rules over the node's metrics store (a threshold held for a
+//! while, or a change point in a signal), evaluated every few seconds. A
+//! firing alert is stored with its top suspects — the other series (all of
+//! them, thousands) ranked by `reel-insight` on change points near the
+//! alert's, lagged correlation and shared tags — and published as an
+//! `alert.fired` event for remediation. Also the push ingest endpoint
+//! (`POST /api/v1/metrics/write`, Prometheus text).
+
+use crate::auth::{Caller, ClientAddr};
+use crate::error::{check_id, ApiError, ApiResult, Json};
+use crate::AppState;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
+use axum::http::StatusCode;
+use axum::routing::{delete, get, post};
+use axum::Router;
+use reel_store::{Alert, AlertRule};
+use reel_tsdb::{Labels, MatchOp, Matcher, QueryResult, Tsdb};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/alerts", get(list_alerts))
+        .route("/alert-rules", get(list_rules).post(create_rule))
+        .route("/alert-rules/{id}", delete(delete_rule))
+        .route("/metrics/write", post(write))
+        .route("/events", get(list_events))
+}
+
+#[derive(Deserialize)]
+struct EventsQuery {
+    #[serde(default)]
+    since_ms: i64,
+}
+
+/// `GET /api/v1/events?since_ms=`: the outbox remediation reads.
+async fn list_events(State(state): State<AppState>, ClientAddr(addr): ClientAddr, crate::error::Query(q): crate::error::Query<EventsQuery>, req: Request) -> ApiResult<axum::Json<Value>> {
+    operator(&state, addr, req).await?;
+    let events: Vec<Value> = state
+        .store
+        .events_since(q.since_ms, 500)
+        .await?
+        .into_iter()
+        .map(|(kind, subject, body, at_ms)| json!({"kind": kind, "subject": subject, "body": body, "at_ms": at_ms}))
+        .collect();
+    Ok(axum::Json(json!({"events": events})))
+}
+
+/// Loopback callers (agents, the CLI) or admins.
+async fn operator(state: &AppState, addr: Option<std::net::IpAddr>, req: Request) -> ApiResult<()> {
+    if addr.is_some_and(|a| a.is_loopback()) {
+        return Ok(());
+    }
+    let (mut parts, _) = req.into_parts();
+    match Caller::from_request_parts(&mut parts, state).await {
+        Ok(c) if c.account.role == reel_domain::Role::Admin => Ok(()),
+        Ok(_) => Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "alerts are for admins")),
+        Err(e) => Err(e),
+    }
+}
+
+fn tsdb(state: &AppState) -> ApiResult<Arc<Tsdb>> {
+    state.tsdb.clone().ok_or_else(|| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "metrics_store_off", "this node runs without a metrics store"))
+}
+
+async fn list_alerts(State(state): State<AppState>, ClientAddr(addr): ClientAddr, req: Request) -> ApiResult<axum::Json<Value>> {
+    operator(&state, addr, req).await?;
+    Ok(axum::Json(json!({"alerts": state.store.alerts(200).await?})))
+}
+
+async fn list_rules(State(state): State<AppState>, ClientAddr(addr): ClientAddr, req: Request) -> ApiResult<axum::Json<Value>> {
+    operator(&state, addr, req).await?;
+    Ok(axum::Json(json!({"rules": state.store.alert_rules().await?})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewRule {
+    name: String,
+    /// `threshold` (default) or `changepoint`.
+    #[serde(default = "threshold_kind")]
+    kind: String,
+    expr: String,
+    #[serde(default = "gt")]
+    op: String,
+    #[serde(default)]
+    threshold: f64,
+    #[serde(default)]
+    for_s: i64,
+    #[serde(default = "ten_minutes")]
+    window_s: i64,
+}
+
+fn threshold_kind() -> String {
+    "threshold".into()
+}
+fn gt() -> String {
+    ">".into()
+}
+fn ten_minutes() -> i64 {
+    600
+}
+
+async fn create_rule(State(state): State<AppState>, ClientAddr(addr): ClientAddr, req: Request) -> ApiResult<(StatusCode, axum::Json<AlertRule>)> {
+    let (parts, body) = req.into_parts();
+    operator(&state, addr, Request::from_parts(parts.clone(), axum::body::Body::empty())).await?;
+    let Json(r) = <Json<NewRule> as FromRequest<AppState>>::from_request(Request::from_parts(parts, body), &state).await?;
+    let name = r.name.trim();
+    if name.is_empty() || name.len() > 120 {
+        return Err(ApiError::validation("name: 1 to 120 characters"));
+    }
+    if !["threshold", "changepoint"].contains(&r.kind.as_str()) {
+        return Err(ApiError::validation("kind must be threshold or changepoint"));
+    }
+    if ![">", "<"].contains(&r.op.as_str()) {
+        return Err(ApiError::validation("op must be > or <"));
+    }
+    if !r.threshold.is_finite() || !(0..=86_400).contains(&r.for_s) || !(60..=86_400).contains(&r.window_s) {
+        return Err(ApiError::validation("threshold must be a number, for_s 0..86400, window_s 60..86400"));
+    }
+    // The expression must parse and run.
+    let db = tsdb(&state)?;
+    let expr = r.expr.clone();
+    tokio::task::spawn_blocking(move || db.query_instant(&expr, reel_domain::now_ms()))
+        .await
+        .map_err(|_| ApiError::internal())?
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_query", e.to_string()))?;
+    let rule = AlertRule {
+        id: reel_domain::new_id("rule"),
+        name: name.to_string(),
+        kind: r.kind,
+        expr: r.expr,
+        op: r.op,
+        threshold: r.threshold,
+        for_s: r.for_s,
+        window_s: r.window_s,
+        created_ms: reel_domain::now_ms(),
+    };
+    state.store.create_alert_rule(&rule).await?;
+    Ok((StatusCode::CREATED, axum::Json(rule)))
+}
+
+async fn delete_rule(State(state): State<AppState>, ClientAddr(addr): ClientAddr, Path(id): Path<String>, req: Request) -> ApiResult<StatusCode> {
+    operator(&state, addr, req).await?;
+    check_id(&id, "alert rule")?;
+    match state.store.delete_alert_rule(&id).await {
+        Ok(()) => Ok(StatusCode::NO_CONTENT),
+        Err(reel_store::StoreError::NotFound) => Err(ApiError::not_found("alert rule")),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `POST /api/v1/metrics/write`: Prometheus text pushed by a client; stored
+/// (acknowledged once durable in the store's log) with the time of receipt
+/// unless a sample carries its own.
+async fn write(State(state): State<AppState>, ClientAddr(addr): ClientAddr, req: Request) -> ApiResult<StatusCode> {
+    let (parts, body) = req.into_parts();
+    operator(&state, addr, Request::from_parts(parts, axum::body::Body::empty())).await?;
+    let bytes: Bytes = axum::body::to_bytes(body, 8 << 20).await.map_err(|_| ApiError::validation("the body must be Prometheus text of at most 8 MiB"))?;
+    let text = std::str::from_utf8(&bytes).map_err(|_| ApiError::validation("the body must be UTF-8 Prometheus text"))?;
+    let samples = reel_tsdb::exposition::parse_exposition(text).map_err(|e| ApiError::validation(format!("not Prometheus text: {e}")))?;
+    let now = reel_domain::now_ms();
+    let batch: Vec<(Labels, i64, f64)> = samples.into_iter().map(|(l, v, t)| (l, t.unwrap_or(now), v)).collect();
+    let db = tsdb(&state)?;
+    match tokio::task::spawn_blocking(move || db.append(&batch)).await.map_err(|_| ApiError::internal())? {
+        Ok(()) => Ok(StatusCode::NO_CONTENT),
+        Err(e @ reel_tsdb::Error::TooManySeries { .. }) => Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "too_many_series", e.to_string())),
+        Err(e @ reel_tsdb::Error::MissingMetricName(_)) => Err(ApiError::validation(e.to_string())),
+        Err(e) => {
+            tracing::warn!(message = "metrics push failed", error = %e);
+            Err(ApiError::internal())
+        }
+    }
+}
+
+/// The grid the analysis samples every series on.
+const GRID_STEP_MS: i64 = 5_000;
+const ANALYSIS_WINDOW_MS: i64 = 10 * 60_000;
+
+fn key_of(labels: &Labels) -> String {
+    labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
+}
+
+fn labels_json(labels: &Labels) -> Value {
+    Value::Object(labels.iter().map(|(k, v)| (k.to_string(), Value::String(v.to_string()))).collect())
+}
+
+/// Per-step values of raw samples on the grid: the last sample at or
+/// before each point; counters as increases between points.
+fn on_grid(labels: &Labels, samples: &[(i64, f64)], start: i64, n: usize) -> Vec<f64> {
+    let mut out = Vec::with_capacity(n);
+    let mut i = 0;
+    let mut last = f64::NAN;
+    for k in 0..n {
+        let t = start + k as i64 * GRID_STEP_MS;
+        while i < samples.len() && samples[i].0 <= t {
+            last = samples[i].1;
+            i += 1;
+        }
+        out.push(last);
+    }
+    let first = out.iter().copied().find(|v| v.is_finite()).unwrap_or(0.0);
+    for v in out.iter_mut() {
+        if !v.is_finite() {
+            *v = first;
+        }
+    }
+    let name = labels.name();
+    if ["_total", "_count", "_sum", "_bucket"].iter().any(|s| name.ends_with(s)) {
+        let mut prev = out.first().copied().unwrap_or(0.0);
+        for v in out.iter_mut() {
+            let cur = *v;
+            *v = if cur >= prev { cur - prev } else { cur };
+            prev = cur;
+        }
+    }
+    out
+}
+
+/// Ranks every stored series against the alerting one (its points from the
+/// rule's query); the top `k` as JSON.
+fn suspects(db: &Tsdb, alert_labels: &Labels, alert_points: &[(i64, f64)], now: i64, k: usize) -> Value {
+    let start = now - ANALYSIS_WINDOW_MS;
+    let n = (ANALYSIS_WINDOW_MS / GRID_STEP_MS) as usize + 1;
+    let Ok(all) = Matcher::new("__name__", MatchOp::Regex, ".+") else { return json!([]) };
+    let Ok(series) = db.select(&[all], start - 60_000, now) else { return json!([]) };
+    let grids: Vec<(Vec<(String, String)>, Vec<f64>, &Labels)> = series
+        .iter()
+        .filter(|(l, _)| key_of(l) != key_of(alert_labels))
+        .map(|(l, s)| (l.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect(), on_grid(l, s, start, n), l))
+        .collect();
+    let candidates: Vec<reel_insight::suspects::Candidate<'_>> = grids.iter().map(|(t, v, _)| reel_insight::suspects::Candidate { tags: t, values: v }).collect();
+    // The alerting series on the same grid; anchored on its own latest
+    // change point.
+    let alert_grid = on_grid(alert_labels, alert_points, start, n);
+    let mut cps = reel_insight::detect(&alert_grid, reel_insight::Method::Pelt, reel_insight::CostKind::L2, reel_insight::Penalty::Mbic, 2, 1).unwrap_or_default();
+    cps.pop();
+    let alert_at = cps.last().copied().unwrap_or(n - 1);
+    let tags: Vec<(String, String)> = alert_labels.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+    let ranked = reel_insight::suspects::rank(&alert_grid, &tags, alert_at, &candidates, &reel_insight::suspects::Options::default());
+    let top: Vec<Value> = ranked
+        .into_iter()
+        .take(k)
+        .map(|s| {
+            let labels = grids[s.index].2;
+            json!({
+                "series": labels_json(labels),
+                "score": s.score,
+                "evidence": {
+                    "change_seconds_from_alert": s.change_distance.map(|d| d as i64 * GRID_STEP_MS / 1000),
+                    "correlation": s.correlation,
+                    "lag_seconds": s.lag * GRID_STEP_MS / 1000,
+                    "shared_tags": s.shared_tags.iter().map(|(a, b)| format!("{a}={b}")).collect::<Vec<_>>(),
+                },
+            })
+        })
+        .collect();
+    json!({"ranked_of": candidates.len(), "top": top})
+}
+
+/// One evaluation of every rule: fire what holds, resolve what stopped.
+async fn evaluate(state: &AppState, db: &Arc<Tsdb>, pending: &mut HashMap<String, i64>, firing: &mut HashMap<String, String>) -> Result<(), String> {
+    let now = reel_domain::now_ms();
+    let rules = state.store.alert_rules().await.map_err(|e| e.to_string())?;
+    let mut live = std::collections::HashSet::new();
+    for rule in rules {
+        let (d, expr, window) = (db.clone(), rule.expr.clone(), rule.window_s * 1000);
+        let series: Vec<(Labels, Vec<(i64, f64)>)> = match tokio::task::spawn_blocking(move || d.query_range(&expr, now - window.max(ANALYSIS_WINDOW_MS), now, GRID_STEP_MS))
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            Ok(QueryResult::Matrix(m)) => m,
+            Ok(_) => continue,
+            Err(e) => {
+                tracing::warn!(message = "alert rule query failed", rule = %rule.id, error = %e);
+                continue;
+            }
+        };
+        for (labels, points) in series {
+            let key = format!("{}|{}", rule.id, key_of(&labels));
+            let values: Vec<f64> = points.iter().map(|p| p.1).collect();
+            let Some(&(last_t, last)) = points.last() else { continue };
+            if now - last_t > 3 * GRID_STEP_MS {
+                continue; // stale series
+            }
+            let holds = match rule.kind.as_str() {
+                "changepoint" => {
+                    let mut cps = reel_insight::detect(&values, reel_insight::Method::Pelt, reel_insight::CostKind::Normal, reel_insight::Penalty::Mbic, 3, 1).unwrap_or_default();
+                    cps.pop();
+                    // A change in the last minute, in the rule's direction.
+                    cps.last().is_some_and(|&cp| {
+                        let before = values[..cp].iter().sum::<f64>() / cp.max(1) as f64;
+                        let after = values[cp..].iter().sum::<f64>() / (values.len() - cp).max(1) as f64;
+                        values.len() - cp <= 12 && if rule.op == "<" { after < before } else { after > before }
+                    })
+                }
+                _ => if rule.op == "<" { last < rule.threshold } else { last > rule.threshold },
+            };
+            if !holds {
+                pending.remove(&key);
+                continue;
+            }
+            live.insert(key.clone());
+            let since = *pending.entry(key.clone()).or_insert(now);
+            if now - since < rule.for_s * 1000 || firing.contains_key(&key) {
+                continue;
+            }
+            let d = db.clone();
+            let l = labels.clone();
+            let p = points.clone();
+            let suspects = tokio::task::spawn_blocking(move || suspects(&d, &l, &p, now, 10)).await.map_err(|e| e.to_string())?;
+            let alert = Alert {
+                id: reel_domain::new_id("alert"),
+                rule_id: rule.id.clone(),
+                name: rule.name.clone(),
+                labels: labels_json(&labels),
+                state: "firing".into(),
+                value: last,
+                fired_ms: now,
+                resolved_ms: None,
+                suspects,
+            };
+            state.store.fire_alert(&alert).await.map_err(|e| e.to_string())?;
+            state.metrics.counter("alerts_fired", &[("rule", &rule.name)]).increment();
+            tracing::warn!(message = "alert firing", rule = %rule.name, value = last, alert = %alert.id);
+            firing.insert(key, alert.id);
+        }
+    }
+    // Resolve what no longer holds.
+    let gone: Vec<String> = firing.keys().filter(|k| !live.contains(*k)).cloned().collect();
+    for k in gone {
+        if let Some(id) = firing.remove(&k) {
+            state.store.resolve_alert(&id, now).await.map_err(|e| e.to_string())?;
+        }
+    }
+    Ok(())
+}
+
+/// Evaluates the rules every `every` until the process ends.
+pub async fn alert_loop(state: AppState, every: Duration) {
+    let Some(db) = state.tsdb.clone() else { return };
+    let mut pending = HashMap::new();
+    let mut firing: HashMap<String, String> = HashMap::new();
+    loop {
+        tokio::time::sleep(every).await;
+        if let Err(e) = evaluate(&state, &db, &mut pending, &mut firing).await {
+            tracing::warn!(message = "alert evaluation failed", error = %e);
+        }
+    }
+}

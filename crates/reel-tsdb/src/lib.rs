@@ -1,0 +1,653 @@
+//! `reel-tsdb`: the dimensional time-series store engine behind Reel's metrics (in the spirit of
+//! Prometheus' TSDB and Netflix Atlas).
+//!
+//! A series is a metric name plus a sorted label set; samples are `(i64 ms, f64)`. Writes go
+//! to a checksummed write-ahead log (group-committed fsync) and then to the in-memory head,
+//! which keeps Gorilla-compressed chunks. [`Tsdb::compact`] cuts immutable on-disk blocks,
+//! checkpoints the WAL, writes 5-minute rollups (min/max/sum/count) and applies retention.
+//!
+//! Limits worth knowing: samples must arrive in time order per series (older ones are dropped
+//! and counted); compaction blocks appends while it runs; the per-series limit counts series
+//! in the head; one process per directory (no lock file yet). Queries take a PromQL
+//! subset ([`promql`]) and answer in the shape of Prometheus' JSON API.
+//!
+//! This crate owns a directory and nothing else: it knows nothing about HTTP, SQL, tokio or
+//! the rest of Reel. Calls block; async callers use `spawn_blocking`.
+//!
+//! ```
+//! use reel_tsdb::{Labels, Options, Tsdb};
+//! let dir = tempfile::tempdir().unwrap();
+//! let db = Tsdb::open(dir.path(), Options::default()).unwrap();
+//! let l = Labels::metric("http_requests_total", &[("route", "/play")]);
+//! db.append(&[(l.clone(), 0, 1.0), (l.clone(), 10_000, 11.0), (l, 20_000, 21.0)]).unwrap();
+//! let r = db.query_instant("sum(rate(http_requests_total[1m]))", 20_000).unwrap();
+//! assert_eq!(serde_json::to_value(&r).unwrap()["resultType"], "vector");
+//! ```
+
+pub mod block;
+pub mod exposition;
+pub mod gorilla;
+pub mod index;
+pub mod labels;
+pub mod promql;
+pub mod remote_write;
+pub mod wal;
+
+pub use labels::{Labels, MatchOp, Matcher, METRIC_NAME};
+pub use promql::{ParseError, QueryResult};
+
+use block::{Block, CHUNK_SAMPLES};
+use gorilla::ChunkEncoder;
+use index::Postings;
+use parking_lot::{Mutex, RwLock};
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    #[error(
+        "metric {metric:?} already has {limit} series; the per-metric series limit is reached"
+    )]
+    TooManySeries { metric: String, limit: usize },
+    #[error("series without a metric name: {0}")]
+    MissingMetricName(String),
+    #[error("{0}")]
+    Parse(#[from] ParseError),
+    #[error("query: {0}")]
+    Query(String),
+    #[error("storage I/O: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// One series' label set and its samples, sorted by time.
+pub type SeriesSamples = (Labels, Vec<(i64, f64)>);
+
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Maximum series per metric name; appends that would exceed it fail as a whole.
+    pub max_series_per_metric: usize,
+    /// Blocks whose newest sample is older than this (relative to the newest sample seen) are
+    /// deleted by [`Tsdb::compact`]. `None` keeps everything.
+    pub retention_ms: Option<i64>,
+    /// [`Tsdb::compact`] leaves this much recent data in the head.
+    pub head_retention_ms: i64,
+    /// Rollup resolution written beside each raw block (0 disables rollups). Rollups are read
+    /// with [`Tsdb::select_rollup`]; PromQL queries do not use them yet.
+    pub rollup_step_ms: i64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            max_series_per_metric: 100_000,
+            retention_ms: Some(15 * 24 * 3600 * 1000),
+            head_retention_ms: 3600 * 1000,
+            rollup_step_ms: 5 * 60 * 1000,
+        }
+    }
+}
+
+struct MemSeries {
+    labels: Arc<Labels>,
+    closed: Vec<(i64, i64, Vec<u8>)>,
+    open: ChunkEncoder,
+    last_t: i64,
+}
+
+impl MemSeries {
+    fn push(&mut self, t: i64, v: f64) -> bool {
+        if t <= self.last_t {
+            return false;
+        }
+        if usize::from(self.open.count()) >= CHUNK_SAMPLES {
+            let done = std::mem::take(&mut self.open);
+            self.closed
+                .push((done.min_t, done.max_t(), done.to_bytes()));
+        }
+        self.open.append(t, v);
+        self.last_t = t;
+        true
+    }
+
+    fn samples(&self, mint: i64, maxt: i64) -> Vec<(i64, f64)> {
+        let mut out = Vec::new();
+        for (lo, hi, bytes) in &self.closed {
+            if *hi >= mint && *lo <= maxt {
+                // Chunks are produced by us in memory; a decode failure would be a bug.
+                let _ = gorilla::decode_into(bytes, &mut out);
+            }
+        }
+        if self.open.count() > 0 && self.open.max_t() >= mint && self.open.min_t <= maxt {
+            let _ = gorilla::decode_into(&self.open.to_bytes(), &mut out);
+        }
+        out.retain(|&(t, _)| t >= mint && t <= maxt);
+        out
+    }
+
+    fn bytes(&self) -> usize {
+        self.closed.iter().map(|c| c.2.len()).sum::<usize>() + self.open.encoded_len()
+    }
+}
+
+#[derive(Default)]
+struct HeadIndex {
+    series: Vec<Arc<Mutex<MemSeries>>>,
+    /// Label sets by id, outside the series locks so lookups need no locking.
+    labels: Vec<Arc<Labels>>,
+    by_hash: HashMap<u64, Vec<u32>>,
+    postings: Postings,
+    per_metric: HashMap<String, usize>,
+}
+
+impl HeadIndex {
+    fn lookup(&self, labels: &Labels, hash: u64) -> Option<u32> {
+        self.by_hash
+            .get(&hash)?
+            .iter()
+            .copied()
+            .find(|&id| *self.labels[id as usize] == *labels)
+    }
+
+    fn create(&mut self, labels: Labels, hash: u64) -> u32 {
+        let id = self.series.len() as u32;
+        self.postings.add(id, &labels);
+        *self
+            .per_metric
+            .entry(labels.name().to_string())
+            .or_default() += 1;
+        self.by_hash.entry(hash).or_default().push(id);
+        let labels = Arc::new(labels);
+        self.labels.push(Arc::clone(&labels));
+        self.series.push(Arc::new(Mutex::new(MemSeries {
+            labels,
+            closed: Vec::new(),
+            open: ChunkEncoder::new(),
+            last_t: i64::MIN,
+        })));
+        id
+    }
+}
+
+/// Counters and sizes, for `/metrics` and the benchmark.
+#[derive(Debug, Clone, Serialize)]
+pub struct Stats {
+    pub head_series: usize,
+    pub head_chunk_bytes: usize,
+    pub blocks: usize,
+    pub block_bytes: u64,
+    pub block_samples: u64,
+    pub samples_appended: u64,
+    pub out_of_order_dropped: u64,
+    pub newest_timestamp: Option<i64>,
+}
+
+/// The store. `Send + Sync`: share it in an `Arc`.
+pub struct Tsdb {
+    dir: PathBuf,
+    opts: Options,
+    /// Appends take it shared; compaction takes it exclusively while it swaps the WAL.
+    gate: RwLock<()>,
+    head: RwLock<HeadIndex>,
+    wal: wal::Wal,
+    blocks: RwLock<Vec<Arc<Block>>>,
+    max_t: AtomicI64,
+    appended: AtomicU64,
+    out_of_order: AtomicU64,
+}
+
+impl Tsdb {
+    /// Opens or creates a store in `dir`, loading blocks and replaying the WAL.
+    pub fn open(dir: impl AsRef<Path>, opts: Options) -> Result<Tsdb> {
+        let dir = dir.as_ref().to_path_buf();
+        let blocks_dir = dir.join("blocks");
+        std::fs::create_dir_all(&blocks_dir)?;
+        let mut blocks = Vec::new();
+        for entry in std::fs::read_dir(&blocks_dir)? {
+            let path = entry?.path();
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            if name.starts_with(".tmp-") {
+                std::fs::remove_dir_all(&path)?;
+            } else if path.is_dir() {
+                blocks.push(Arc::new(Block::open(&path)?));
+            }
+        }
+        blocks.sort_by_key(|b| (b.index.min_t, b.index.resolution_ms));
+        let wal_path = dir.join("wal");
+        let (records, valid) = wal::read_all(&wal_path)?;
+        let mut head = HeadIndex::default();
+        let mut max_t = blocks
+            .iter()
+            .map(|b| b.index.max_t)
+            .max()
+            .unwrap_or(i64::MIN);
+        // WAL ids are those of the writing process; map them to this head's ids.
+        let mut ids: HashMap<u32, u32> = HashMap::new();
+        for rec in records {
+            match rec {
+                wal::Record::Series(wid, labels) => {
+                    let hash = labels.hash64();
+                    let id = match head.lookup(&labels, hash) {
+                        Some(id) => id,
+                        None => head.create(labels, hash),
+                    };
+                    ids.insert(wid, id);
+                }
+                wal::Record::Samples(samples) => {
+                    for (wid, t, v) in samples {
+                        if let Some(&id) = ids.get(&wid) {
+                            if head.series[id as usize].lock().push(t, v) {
+                                max_t = max_t.max(t);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        // Samples already persisted in blocks must not come back from an old WAL as new data.
+        let wal = wal::Wal::open(&wal_path, valid)?;
+        let db = Tsdb {
+            dir,
+            opts,
+            gate: RwLock::new(()),
+            head: RwLock::new(head),
+            wal,
+            blocks: RwLock::new(blocks),
+            max_t: AtomicI64::new(max_t),
+            appended: AtomicU64::new(0),
+            out_of_order: AtomicU64::new(0),
+        };
+        // Rewrite the log with this process's ids so new records never collide with old ids.
+        db.checkpoint_wal(&db.head.read())?;
+        Ok(db)
+    }
+
+    pub fn options(&self) -> &Options {
+        &self.opts
+    }
+
+    /// Appends samples; returns once they are durable in the WAL. Samples not newer than the
+    /// series' latest sample are dropped (counted in [`Stats::out_of_order_dropped`]). If the
+    /// batch would create series beyond the per-metric limit, nothing is written.
+    ///
+    /// Takes owned or borrowed label sets (`&[(Labels, i64, f64)]` or `&[(&Labels, i64, f64)]`).
+    pub fn append<L: std::borrow::Borrow<Labels>>(&self, samples: &[(L, i64, f64)]) -> Result<()> {
+        if samples.is_empty() {
+            return Ok(());
+        }
+        let _gate = self.gate.read();
+        let mut ids = Vec::with_capacity(samples.len());
+        let mut missing = Vec::new();
+        {
+            let head = self.head.read();
+            for (i, (labels, _, _)) in samples.iter().enumerate() {
+                let labels = labels.borrow();
+                let h = labels.hash64();
+                match head.lookup(labels, h) {
+                    Some(id) => ids.push(id),
+                    None => {
+                        ids.push(u32::MAX);
+                        missing.push((i, h));
+                    }
+                }
+            }
+        }
+        if !missing.is_empty() {
+            let mut head = self.head.write();
+            let mut new_per_metric: HashMap<&str, usize> = HashMap::new();
+            let mut fresh: Vec<(usize, u64)> = Vec::new();
+            for &(i, h) in &missing {
+                let labels = samples[i].0.borrow();
+                if labels.name().is_empty() {
+                    return Err(Error::MissingMetricName(labels.to_string()));
+                }
+                if head.lookup(labels, h).is_none()
+                    && !fresh
+                        .iter()
+                        .any(|&(j, hj)| hj == h && samples[j].0.borrow() == labels)
+                {
+                    fresh.push((i, h));
+                    *new_per_metric.entry(labels.name()).or_default() += 1;
+                }
+            }
+            for (metric, n) in &new_per_metric {
+                let have = head.per_metric.get(*metric).copied().unwrap_or(0);
+                if have + n > self.opts.max_series_per_metric {
+                    return Err(Error::TooManySeries {
+                        metric: metric.to_string(),
+                        limit: self.opts.max_series_per_metric,
+                    });
+                }
+            }
+            let mut rec = Vec::new();
+            for &(i, h) in &missing {
+                let labels = samples[i].0.borrow();
+                let id = match head.lookup(labels, h) {
+                    Some(id) => id,
+                    None => {
+                        let id = head.create(labels.clone(), h);
+                        wal::encode_series(&mut rec, id, labels);
+                        id
+                    }
+                };
+                ids[i] = id;
+            }
+            // Staged under the head lock: a series record always precedes samples that use it.
+            if !rec.is_empty() {
+                self.wal.stage(&rec);
+            }
+        }
+        let mut rec = Vec::with_capacity(samples.len() * 20 + 16);
+        let triples: Vec<(u32, i64, f64)> = samples
+            .iter()
+            .zip(&ids)
+            .map(|((_, t, v), &id)| (id, *t, *v))
+            .collect();
+        wal::encode_samples(&mut rec, &triples);
+        let seq = self.wal.stage(&rec);
+        self.wal.commit(seq)?;
+        let head = self.head.read();
+        let (mut ok, mut dropped, mut newest) = (0u64, 0u64, i64::MIN);
+        for (id, t, v) in triples {
+            if head.series[id as usize].lock().push(t, v) {
+                ok += 1;
+                newest = newest.max(t);
+            } else {
+                dropped += 1;
+            }
+        }
+        self.appended.fetch_add(ok, Ordering::Relaxed);
+        self.out_of_order.fetch_add(dropped, Ordering::Relaxed);
+        self.max_t.fetch_max(newest, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Writes a fresh WAL holding every head series and its samples, then swaps it in.
+    fn checkpoint_wal(&self, head: &HeadIndex) -> Result<()> {
+        let tmp = self.dir.join("wal.tmp");
+        let mut buf = Vec::new();
+        for (id, s) in head.series.iter().enumerate() {
+            let s = s.lock();
+            wal::encode_series(&mut buf, id as u32, &s.labels);
+            let samples: Vec<(u32, i64, f64)> = s
+                .samples(i64::MIN, i64::MAX)
+                .into_iter()
+                .map(|(t, v)| (id as u32, t, v))
+                .collect();
+            if !samples.is_empty() {
+                wal::encode_samples(&mut buf, &samples);
+            }
+        }
+        {
+            let mut f = std::fs::File::create(&tmp)?;
+            std::io::Write::write_all(&mut f, &buf)?;
+            f.sync_all()?;
+        }
+        std::fs::rename(&tmp, self.dir.join("wal"))?;
+        std::fs::File::open(&self.dir)?.sync_all()?;
+        self.wal.replace_file(&self.dir.join("wal"))?;
+        Ok(())
+    }
+
+    /// Persists head samples older than `newest - head_retention_ms` into a block, writes
+    /// rollups, checkpoints the WAL and deletes blocks past retention.
+    pub fn compact(&self) -> Result<()> {
+        let newest = self.max_t.load(Ordering::Relaxed);
+        if newest == i64::MIN {
+            return Ok(());
+        }
+        self.compact_before(newest.saturating_sub(self.opts.head_retention_ms))
+    }
+
+    /// Like [`Tsdb::compact`] but persists every head sample with `t < cutoff`
+    /// (`i64::MAX` flushes the whole head).
+    pub fn compact_before(&self, cutoff: i64) -> Result<()> {
+        let _gate = self.gate.write();
+        let head = self.head.write();
+        let mut flushed: Vec<SeriesSamples> = Vec::new();
+        let mut keep: Vec<Vec<(i64, f64)>> = Vec::with_capacity(head.series.len());
+        for s in &head.series {
+            let s = s.lock();
+            let all = s.samples(i64::MIN, i64::MAX);
+            let split = all.partition_point(|&(t, _)| t < cutoff);
+            if split > 0 {
+                flushed.push((Labels::clone(&s.labels), all[..split].to_vec()));
+            }
+            keep.push(all[split..].to_vec());
+        }
+        let blocks_dir = self.dir.join("blocks");
+        let mut new_blocks = Vec::new();
+        if let Some(dir) = block::write_block(&blocks_dir, 0, &flushed)? {
+            new_blocks.push(Arc::new(Block::open(&dir)?));
+        }
+        if self.opts.rollup_step_ms > 0 {
+            let rolled = block::rollup(&flushed, self.opts.rollup_step_ms);
+            if let Some(dir) = block::write_block(&blocks_dir, self.opts.rollup_step_ms, &rolled)? {
+                new_blocks.push(Arc::new(Block::open(&dir)?));
+            }
+        }
+        for (s, samples) in head.series.iter().zip(keep) {
+            let mut s = s.lock();
+            s.closed.clear();
+            s.open = ChunkEncoder::new();
+            let last = s.last_t;
+            s.last_t = i64::MIN;
+            for (t, v) in samples {
+                s.push(t, v);
+            }
+            s.last_t = last;
+        }
+        {
+            let mut blocks = self.blocks.write();
+            blocks.extend(new_blocks);
+            blocks.sort_by_key(|b| (b.index.min_t, b.index.resolution_ms));
+        }
+        self.checkpoint_wal(&head)?;
+        drop(head);
+        self.apply_retention()
+    }
+
+    fn apply_retention(&self) -> Result<()> {
+        let Some(ret) = self.opts.retention_ms else {
+            return Ok(());
+        };
+        let horizon = self.max_t.load(Ordering::Relaxed).saturating_sub(ret);
+        let expired: Vec<Arc<Block>> = {
+            let mut blocks = self.blocks.write();
+            let (old, live): (Vec<_>, Vec<_>) =
+                blocks.drain(..).partition(|b| b.index.max_t < horizon);
+            *blocks = live;
+            old
+        };
+        for b in expired {
+            std::fs::remove_dir_all(&b.dir)?;
+        }
+        Ok(())
+    }
+
+    /// Raw samples of every series matching `matchers` within `[mint, maxt]`, merged across
+    /// blocks and the head, sorted by labels.
+    pub fn select(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Result<Vec<SeriesSamples>> {
+        self.select_resolution(matchers, mint, maxt, 0)
+    }
+
+    /// Downsampled series from rollup blocks of `resolution_ms` (see [`Options::rollup_step_ms`]):
+    /// four series per raw series, labelled `__rollup__` = `min`, `max`, `sum`, `count`, one
+    /// point per bucket at the bucket's last sample time. Only data already compacted has rollups.
+    pub fn select_rollup(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+        resolution_ms: i64,
+    ) -> Result<Vec<SeriesSamples>> {
+        if resolution_ms <= 0 {
+            return Err(Error::Query("rollup resolution must be positive".into()));
+        }
+        self.select_resolution(matchers, mint, maxt, resolution_ms)
+    }
+
+    fn select_resolution(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+        resolution_ms: i64,
+    ) -> Result<Vec<SeriesSamples>> {
+        let blocks: Vec<Arc<Block>> = self
+            .blocks
+            .read()
+            .iter()
+            .filter(|b| {
+                b.index.resolution_ms == resolution_ms
+                    && b.index.max_t >= mint
+                    && b.index.min_t <= maxt
+            })
+            .cloned()
+            .collect();
+        // One list per source, each sorted by labels (block indexes are written sorted).
+        let mut sources: Vec<Vec<SeriesSamples>> = Vec::new();
+        for b in &blocks {
+            let mut got = b.select(matchers, mint, maxt)?;
+            got.sort_by(|x, y| x.0.cmp(&y.0));
+            sources.push(got);
+        }
+        if resolution_ms == 0 {
+            let head = self.head.read();
+            let mut got = Vec::new();
+            for id in head.postings.candidates(matchers) {
+                let s = head.series[id as usize].lock();
+                if s.last_t < mint || !matchers.iter().all(|m| m.matches_labels(&s.labels)) {
+                    continue;
+                }
+                let samples = s.samples(mint, maxt);
+                if !samples.is_empty() {
+                    got.push((Labels::clone(&s.labels), samples));
+                }
+            }
+            got.sort_by(|x, y| x.0.cmp(&y.0));
+            sources.push(got);
+        }
+        sources.retain(|s| !s.is_empty());
+        if sources.len() <= 1 {
+            return Ok(sources.pop().unwrap_or_default());
+        }
+        let mut merged: BTreeMap<Labels, Vec<(i64, f64)>> = BTreeMap::new();
+        for src in sources {
+            for (l, s) in src {
+                merged.entry(l).or_default().extend(s);
+            }
+        }
+        let mut out: Vec<SeriesSamples> = merged.into_iter().collect();
+        for (_, s) in &mut out {
+            s.sort_by_key(|p| p.0);
+            s.dedup_by_key(|p| p.0);
+        }
+        Ok(out)
+    }
+
+    /// Label sets of series matching all matchers (head and blocks).
+    pub fn series(&self, matchers: &[Matcher]) -> Result<Vec<Labels>> {
+        let mut set: std::collections::BTreeSet<Labels> = std::collections::BTreeSet::new();
+        {
+            let head = self.head.read();
+            for id in head.postings.candidates(matchers) {
+                let s = head.series[id as usize].lock();
+                if matchers.iter().all(|m| m.matches_labels(&s.labels)) {
+                    set.insert(Labels::clone(&s.labels));
+                }
+            }
+        }
+        for b in self
+            .blocks
+            .read()
+            .iter()
+            .filter(|b| b.index.resolution_ms == 0)
+        {
+            for id in b.postings().candidates(matchers) {
+                if let Some((l, _)) = b.index.series.get(id as usize) {
+                    if matchers.iter().all(|m| m.matches_labels(l)) {
+                        set.insert(l.clone());
+                    }
+                }
+            }
+        }
+        Ok(set.into_iter().collect())
+    }
+
+    /// Every value the label `name` takes, sorted.
+    pub fn label_values(&self, name: &str) -> Vec<String> {
+        let mut set: std::collections::BTreeSet<String> = self
+            .head
+            .read()
+            .postings
+            .label_values(name)
+            .into_iter()
+            .collect();
+        for b in self
+            .blocks
+            .read()
+            .iter()
+            .filter(|b| b.index.resolution_ms == 0)
+        {
+            set.extend(b.postings().label_values(name));
+        }
+        set.into_iter().collect()
+    }
+
+    /// Evaluates a PromQL expression at `t` (ms).
+    pub fn query_instant(&self, expr: &str, t: i64) -> Result<QueryResult> {
+        let e = promql::parse(expr)?;
+        promql::eval::instant(self, &e, t)
+    }
+
+    /// Evaluates a PromQL expression at `start, start+step, ..., <= end` (ms), as a matrix.
+    pub fn query_range(&self, expr: &str, start: i64, end: i64, step: i64) -> Result<QueryResult> {
+        if step <= 0 {
+            return Err(Error::Query("step must be positive".into()));
+        }
+        if (end - start) / step > 11_000 {
+            return Err(Error::Query(
+                "more than 11000 points per series; increase the step".into(),
+            ));
+        }
+        let e = promql::parse(expr)?;
+        promql::eval::range(self, &e, start, end, step)
+    }
+
+    pub fn stats(&self) -> Stats {
+        let head = self.head.read();
+        let blocks = self.blocks.read();
+        let newest = self.max_t.load(Ordering::Relaxed);
+        Stats {
+            head_series: head.series.len(),
+            head_chunk_bytes: head.series.iter().map(|s| s.lock().bytes()).sum(),
+            blocks: blocks.len(),
+            block_bytes: blocks
+                .iter()
+                .filter(|b| b.index.resolution_ms == 0)
+                .map(|b| b.bytes_on_disk)
+                .sum(),
+            block_samples: blocks
+                .iter()
+                .filter(|b| b.index.resolution_ms == 0)
+                .map(|b| {
+                    b.index
+                        .series
+                        .iter()
+                        .flat_map(|(_, refs)| refs.iter())
+                        .map(|r| u64::from(r.count))
+                        .sum::<u64>()
+                })
+                .sum::<u64>(),
+            samples_appended: self.appended.load(Ordering::Relaxed),
+            out_of_order_dropped: self.out_of_order.load(Ordering::Relaxed),
+            newest_timestamp: (newest != i64::MIN).then_some(newest),
+        }
+    }
+}
