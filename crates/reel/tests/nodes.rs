@@ -36,7 +36,9 @@ async fn two_nodes_on_one_postgres_serve_the_same_viewers() {
     let cache = demo_cache();
     // Node A creates the demo catalog; node B is a plain control-plane node.
     let a = start(&["up", "--database-url", &url, "--data-dir", &dir, "--demo-cache", cache.to_str().expect("utf-8")]).await;
-    let b = start(&["serve", "--database-url", &url, "--origin-dir", &origin]).await;
+    // Its own data directory: each node keeps its own metrics store.
+    let b_dir = format!("{dir}/node-b");
+    let b = start(&["serve", "--database-url", &url, "--origin-dir", &origin, "--data-dir", &b_dir]).await;
     let http = reqwest::Client::new();
 
     let email = "two-nodes@example.com";
