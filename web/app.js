@@ -1920,10 +1920,46 @@ async function viewOps(ctx) {
   const form = h('form', { class: 'ops-explore-form', onsubmit: (e) => { e.preventDefault(); runExplore(); } }, input, runBtn);
   input.addEventListener('input', () => { if (!errorBox.hidden) { errorBox.hidden = true; fill(errorBox); } });
 
+  // ---- alerts: what fired, and the series most likely behind it ------------
+  const alertsBox = h('div', { class: 'ops-alerts-list', 'data-testid': 'ops-alerts' }, h('p', { class: 'muted' }, 'Loading alerts…'));
+  const loadAlerts = async () => {
+    try {
+      const data = await api('GET', '/api/v1/alerts');
+      const alerts = data?.alerts || [];
+      if (!alerts.length) return fill(alertsBox, h('p', { class: 'muted', 'data-testid': 'ops-alerts-empty' }, 'No alerts. Rules: POST /api/v1/alert-rules.'));
+      fill(alertsBox, alerts.slice(0, 20).map((a) => {
+        const labels = Object.entries(a.labels || {}).map(([k, v]) => `${k}=${v}`).join(', ');
+        const top = (a.suspects?.top || []).slice(0, 5);
+        return h('article', { class: `ops-alert ${a.state}`, 'data-testid': 'ops-alert', 'data-state': a.state },
+          h('header', {},
+            h('strong', {}, a.name), ' ',
+            h('span', { class: `ops-alert-state ${a.state}` }, a.state), ' ',
+            h('span', { class: 'muted' }, `${labels ? `{${labels}} ` : ''}value ${opsFormat(a.value, 'auto')} · ${timeAgo(a.fired_ms)}`)),
+          top.length
+            ? h('ol', { class: 'ops-suspects', 'aria-label': `Suspects, of ${a.suspects?.ranked_of ?? '?'} series` }, top.map((s) => {
+              const name = s.series?.__name__ || '';
+              const rest = Object.entries(s.series || {}).filter(([k]) => k !== '__name__').map(([k, v]) => `${k}=${v}`).join(', ');
+              const ev = s.evidence || {};
+              const why = [
+                ev.change_seconds_from_alert != null ? `changed ${ev.change_seconds_from_alert}s from the alert` : null,
+                `correlation ${Number(ev.correlation || 0).toFixed(2)}${ev.lag_seconds ? ` at ${ev.lag_seconds}s lag` : ''}`,
+                ev.shared_tags?.length ? `shares ${ev.shared_tags.join(', ')}` : null,
+              ].filter(Boolean).join(' · ');
+              return h('li', { 'data-testid': 'ops-suspect' }, h('code', {}, `${name}{${rest}}`), h('span', { class: 'muted' }, ` score ${Number(s.score).toFixed(2)} — ${why}`));
+            }))
+            : null);
+      }));
+    } catch (err) {
+      if (err.status === 403) return operatorsOnly();
+      fill(alertsBox, h('p', { class: 'muted' }, `Alerts unavailable: ${err.message}`));
+    }
+  };
+
   const page = h('section', { class: 'ops-page', 'data-testid': 'ops-page' },
     h('div', { class: 'fleet-head' },
       h('div', {}, h('h1', {}, 'Ops'), h('p', { class: 'fleet-summary muted' }, 'Service health from the metrics store.')),
       h('div', { class: 'ops-tools' }, picker, status)),
+    h('section', { class: 'ops-alerts', 'aria-labelledby': 'ops-alerts-title' }, h('h2', { id: 'ops-alerts-title' }, 'Alerts'), alertsBox),
     h('div', { class: 'ops-grid' }, panels.map((p) => p.el)),
     h('section', { class: 'ops-explore', 'aria-labelledby': 'ops-explore-title' },
       h('h2', { id: 'ops-explore-title' }, 'Explore'),
@@ -1959,6 +1995,7 @@ async function viewOps(ctx) {
     const w = window_();
     const jobs = panels.map((p) => p.load(w));
     if (explore) jobs.push(explore.load(w));
+    loadAlerts();
     const results = await Promise.all(jobs);
     if (!ctx.alive() || forbidden) return;
     const failed = results.some((r) => r && !r.ok);

@@ -155,6 +155,8 @@ test('the Ops page charts the service from its metrics store', { timeout: 600_00
     // The edge panels come from the appliances' /metrics.
     await waitInPage(page, 'an edge panel to settle',
       () => ['ready', 'empty'].includes(document.querySelector('[data-testid="ops-panel"][data-panel-id="edge-hit-ratio"]')?.dataset.state), undefined, 60_000);
+    // The alerts section answers (no rules here, so nothing fired).
+    await page.getByTestId('ops-alerts-empty').waitFor();
     // Explore: a bad query shows the server's message with a caret.
     await page.getByTestId('ops-explore-input').fill('sum by (status (x)');
     await page.getByTestId('ops-explore-run').click();

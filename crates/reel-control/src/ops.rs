@@ -100,9 +100,10 @@ async fn query_range(State(state): State<AppState>, ClientAddr(addr): ClientAddr
 }
 
 /// Every `every`: append this node's metrics and every active appliance's
-/// `/metrics` to the store; compact it every 10 minutes. Runs until the
-/// process ends.
-pub async fn collect_loop(state: AppState, node: String, every: Duration) {
+/// `/metrics` to the store (and, with `remote_write`, send them to a
+/// Prometheus-compatible receiver: the scale-out path); compact the store
+/// every 10 minutes. Runs until the process ends.
+pub async fn collect_loop(state: AppState, node: String, every: Duration, remote_write: Option<String>) {
     let Some(tsdb) = state.tsdb.clone() else { return };
     let http = reqwest::Client::builder().timeout(Duration::from_secs(3)).build().unwrap_or_default();
     let mut rounds = 0u64;
@@ -130,6 +131,23 @@ pub async fn collect_loop(state: AppState, node: String, every: Duration) {
                     Err(e) => tracing::warn!(message = "cannot parse appliance metrics", appliance = %a.id, error = %e),
                 }
             }
+        }
+        if let Some(url) = remote_write.clone() {
+            let copy: Vec<(Labels, Vec<(i64, f64)>)> = batch.iter().map(|(l, t, v)| (l.clone(), vec![(*t, *v)])).collect();
+            let metrics = state.metrics.clone();
+            // Off the collection path: a slow receiver delays only itself.
+            tokio::task::spawn_blocking(move || {
+                let sent = reel_tsdb::remote_write::RemoteWriter::new(&url).and_then(|mut w| {
+                    for (l, s) in copy {
+                        w.push(l, s)?;
+                    }
+                    w.flush()
+                });
+                if let Err(e) = sent {
+                    metrics.counter("ops_remote_write_failures", &[]).increment();
+                    tracing::warn!(message = "remote write failed", error = %e);
+                }
+            });
         }
         let db = tsdb.clone();
         let n = batch.len();

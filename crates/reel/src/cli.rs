@@ -307,6 +307,10 @@ struct ServeArgs {
     /// Mark session cookies Secure (when served over HTTPS by a proxy).
     #[arg(long)]
     secure_cookies: bool,
+    /// Also send collected metrics to this Prometheus remote-write receiver
+    /// (http://host:port/api/v1/write), the scale-out path.
+    #[arg(long)]
+    remote_write: Option<String>,
     /// Seconds without a heartbeat after which a stream stops counting.
     #[arg(long, default_value_t = 90)]
     stream_stale_after: u64,
@@ -644,7 +648,7 @@ async fn serve_on(listener: tokio::net::TcpListener, args: ServeArgs, store: Sto
         .await?
         .with_context(|| format!("cannot open the metrics store in {}", args.store.data_dir.join("tsdb").display()))?;
     state.tsdb = Some(std::sync::Arc::new(tsdb));
-    tokio::spawn(reel_control::ops::collect_loop(state.clone(), local.to_string(), std::time::Duration::from_secs(5)));
+    tokio::spawn(reel_control::ops::collect_loop(state.clone(), local.to_string(), std::time::Duration::from_secs(5), args.remote_write.clone()));
     tokio::spawn(reel_control::alerts::alert_loop(state.clone(), std::time::Duration::from_secs(5)));
     tracing::info!(message = "reel is up", url = %format!("http://{local}"), backend = ?store.backend());
     println!("Reel is up: open http://{local} in a browser (Ctrl-C to stop)");
