@@ -6,11 +6,11 @@
 //! `alert.fired` event for remediation. Also the push ingest endpoint
 //! (`POST /api/v1/metrics/write`, Prometheus text).
 
-use crate::auth::{Caller, ClientAddr};
+use crate::auth::ClientAddr;
 use crate::error::{check_id, ApiError, ApiResult, Json};
 use crate::AppState;
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
+use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
 use axum::Router;
@@ -39,7 +39,7 @@ struct EventsQuery {
 
 /// `GET /api/v1/events?since_ms=`: the outbox remediation reads.
 async fn list_events(State(state): State<AppState>, ClientAddr(addr): ClientAddr, crate::error::Query(q): crate::error::Query<EventsQuery>, req: Request) -> ApiResult<axum::Json<Value>> {
-    operator(&state, addr, req).await?;
+    crate::auth::loopback_or_admin(&state, addr, req).await?;
     let events: Vec<Value> = state
         .store
         .events_since(q.since_ms, 500)
@@ -50,30 +50,18 @@ async fn list_events(State(state): State<AppState>, ClientAddr(addr): ClientAddr
     Ok(axum::Json(json!({"events": events})))
 }
 
-/// Loopback callers (agents, the CLI) or admins.
-async fn operator(state: &AppState, addr: Option<std::net::IpAddr>, req: Request) -> ApiResult<()> {
-    if addr.is_some_and(|a| a.is_loopback()) {
-        return Ok(());
-    }
-    let (mut parts, _) = req.into_parts();
-    match Caller::from_request_parts(&mut parts, state).await {
-        Ok(c) if c.account.role == reel_domain::Role::Admin => Ok(()),
-        Ok(_) => Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "alerts are for admins")),
-        Err(e) => Err(e),
-    }
-}
 
 fn tsdb(state: &AppState) -> ApiResult<Arc<Tsdb>> {
     state.tsdb.clone().ok_or_else(|| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "metrics_store_off", "this node runs without a metrics store"))
 }
 
 async fn list_alerts(State(state): State<AppState>, ClientAddr(addr): ClientAddr, req: Request) -> ApiResult<axum::Json<Value>> {
-    operator(&state, addr, req).await?;
+    crate::auth::loopback_or_admin(&state, addr, req).await?;
     Ok(axum::Json(json!({"alerts": state.store.alerts(200).await?})))
 }
 
 async fn list_rules(State(state): State<AppState>, ClientAddr(addr): ClientAddr, req: Request) -> ApiResult<axum::Json<Value>> {
-    operator(&state, addr, req).await?;
+    crate::auth::loopback_or_admin(&state, addr, req).await?;
     Ok(axum::Json(json!({"rules": state.store.alert_rules().await?})))
 }
 
@@ -107,7 +95,7 @@ fn ten_minutes() -> i64 {
 
 async fn create_rule(State(state): State<AppState>, ClientAddr(addr): ClientAddr, req: Request) -> ApiResult<(StatusCode, axum::Json<AlertRule>)> {
     let (parts, body) = req.into_parts();
-    operator(&state, addr, Request::from_parts(parts.clone(), axum::body::Body::empty())).await?;
+    crate::auth::loopback_or_admin(&state, addr, Request::from_parts(parts.clone(), axum::body::Body::empty())).await?;
     let Json(r) = <Json<NewRule> as FromRequest<AppState>>::from_request(Request::from_parts(parts, body), &state).await?;
     let name = r.name.trim();
     if name.is_empty() || name.len() > 120 {
@@ -145,7 +133,7 @@ async fn create_rule(State(state): State<AppState>, ClientAddr(addr): ClientAddr
 }
 
 async fn delete_rule(State(state): State<AppState>, ClientAddr(addr): ClientAddr, Path(id): Path<String>, req: Request) -> ApiResult<StatusCode> {
-    operator(&state, addr, req).await?;
+    crate::auth::loopback_or_admin(&state, addr, req).await?;
     check_id(&id, "alert rule")?;
     match state.store.delete_alert_rule(&id).await {
         Ok(()) => Ok(StatusCode::NO_CONTENT),
@@ -159,7 +147,7 @@ async fn delete_rule(State(state): State<AppState>, ClientAddr(addr): ClientAddr
 /// unless a sample carries its own.
 async fn write(State(state): State<AppState>, ClientAddr(addr): ClientAddr, req: Request) -> ApiResult<StatusCode> {
     let (parts, body) = req.into_parts();
-    operator(&state, addr, Request::from_parts(parts, axum::body::Body::empty())).await?;
+    crate::auth::loopback_or_admin(&state, addr, Request::from_parts(parts, axum::body::Body::empty())).await?;
     let bytes: Bytes = axum::body::to_bytes(body, 8 << 20).await.map_err(|_| ApiError::validation("the body must be Prometheus text of at most 8 MiB"))?;
     let text = std::str::from_utf8(&bytes).map_err(|_| ApiError::validation("the body must be UTF-8 Prometheus text"))?;
     let samples = reel_tsdb::exposition::parse_exposition(text).map_err(|e| ApiError::validation(format!("not Prometheus text: {e}")))?;

@@ -160,3 +160,17 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
         Ok(ClientAddr(addr))
     }
 }
+
+/// For operator endpoints (metrics, alerts): callers on loopback (a local
+/// agent, the CLI) pass; anyone else must be a signed-in admin.
+pub(crate) async fn loopback_or_admin(state: &crate::AppState, addr: Option<std::net::IpAddr>, req: axum::extract::Request) -> crate::error::ApiResult<()> {
+    if addr.is_some_and(|a| a.is_loopback()) {
+        return Ok(());
+    }
+    let (mut parts, _) = req.into_parts();
+    match Caller::from_request_parts(&mut parts, state).await {
+        Ok(c) if c.account.role == reel_domain::Role::Admin => Ok(()),
+        Ok(_) => Err(crate::error::ApiError::new(axum::http::StatusCode::FORBIDDEN, "forbidden", "this is for operators (admins)")),
+        Err(e) => Err(e),
+    }
+}

@@ -3,10 +3,10 @@
 //! `/metrics`, and the query API over it (PromQL subset, Prometheus' JSON
 //! shapes) that the Ops page, `reel metrics query` and alert rules read.
 
-use crate::auth::{Caller, ClientAddr};
+use crate::auth::ClientAddr;
 use crate::error::{ApiError, ApiResult, Query};
 use crate::AppState;
-use axum::extract::{FromRequestParts, Request, State};
+use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
@@ -20,18 +20,6 @@ pub fn routes() -> Router<AppState> {
     Router::new().route("/metrics/query", get(query)).route("/metrics/query_range", get(query_range))
 }
 
-/// Loopback callers (a local agent, the CLI) or admins.
-async fn allowed(state: &AppState, addr: Option<std::net::IpAddr>, req: Request) -> ApiResult<()> {
-    if addr.is_some_and(|a| a.is_loopback()) {
-        return Ok(());
-    }
-    let (mut parts, _) = req.into_parts();
-    match Caller::from_request_parts(&mut parts, state).await {
-        Ok(c) if c.account.role == reel_domain::Role::Admin => Ok(()),
-        Ok(_) => Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "metrics are for admins")),
-        Err(e) => Err(e),
-    }
-}
 
 fn store(state: &AppState) -> ApiResult<Arc<Tsdb>> {
     state.tsdb.clone().ok_or_else(|| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "metrics_store_off", "this node runs without a metrics store"))
@@ -63,7 +51,7 @@ struct InstantParams {
 }
 
 async fn query(State(state): State<AppState>, ClientAddr(addr): ClientAddr, Query(p): Query<InstantParams>, req: Request) -> ApiResult<axum::Json<Value>> {
-    allowed(&state, addr, req).await?;
+    crate::auth::loopback_or_admin(&state, addr, req).await?;
     let tsdb = store(&state)?;
     let t = match p.time {
         Some(s) => ms(s, "time")?,
@@ -82,7 +70,7 @@ struct RangeParams {
 }
 
 async fn query_range(State(state): State<AppState>, ClientAddr(addr): ClientAddr, Query(p): Query<RangeParams>, req: Request) -> ApiResult<axum::Json<Value>> {
-    allowed(&state, addr, req).await?;
+    crate::auth::loopback_or_admin(&state, addr, req).await?;
     let tsdb = store(&state)?;
     let (start, end) = (ms(p.start, "start")?, ms(p.end, "end")?);
     if end < start {

@@ -5,7 +5,6 @@
 
 use crate::auth::{Caller, ClientAddr};
 use crate::error::{check_id, ApiError, ApiResult, Json};
-use axum::extract::FromRequestParts;
 use crate::AppState;
 use axum::extract::{MatchedPath, Path, Request, State};
 use axum::http::{header, StatusCode};
@@ -31,12 +30,7 @@ pub async fn record(State(state): State<AppState>, req: Request, next: Next) -> 
 /// `GET /metrics`: open to loopback (a local Prometheus or agent), else
 /// admins only.
 pub async fn metrics(State(state): State<AppState>, ClientAddr(addr): ClientAddr, req: Request) -> ApiResult<Response> {
-    let local = addr.is_some_and(|a| a.is_loopback());
-    let (mut parts, _) = req.into_parts();
-    let admin = !local && Caller::from_request_parts(&mut parts, &state).await.is_ok_and(|c| c.account.role == reel_domain::Role::Admin);
-    if !local && !admin {
-        return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "metrics are for loopback scrapers and admins"));
-    }
+    crate::auth::loopback_or_admin(&state, addr, req).await?;
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render_prometheus()).into_response())
 }
 

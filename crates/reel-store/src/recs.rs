@@ -69,6 +69,20 @@ pub struct Impression {
     pub played_ms: Option<i64>,
 }
 
+fn summary_from(r: &sqlx::any::AnyRow) -> Result<WatchSummary> {
+    Ok(WatchSummary {
+        profile_id: get(r, "profile_id")?,
+        title_id: get(r, "title_id")?,
+        series_id: get(r, "parent_id")?,
+        plays: get(r, "plays")?,
+        max_position_s: get(r, "max_position_s")?,
+        duration_s: get(r, "duration_s")?,
+        first_ms: get(r, "first_ms")?,
+        last_ms: get(r, "last_ms")?,
+        region: get(r, "region")?,
+    })
+}
+
 impl Store {
     /// Every profile's history per title, from events at or after `since_ms`.
     pub async fn watch_summaries(&self, since_ms: i64) -> Result<Vec<WatchSummary>> {
@@ -85,21 +99,7 @@ impl Store {
         .bind(since_ms)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(WatchSummary {
-                    profile_id: get(r, "profile_id")?,
-                    title_id: get(r, "title_id")?,
-                    series_id: get(r, "parent_id")?,
-                    plays: get(r, "plays")?,
-                    max_position_s: get(r, "max_position_s")?,
-                    duration_s: get(r, "duration_s")?,
-                    first_ms: get(r, "first_ms")?,
-                    last_ms: get(r, "last_ms")?,
-                    region: get(r, "region")?,
-                })
-            })
-            .collect()
+        rows.iter().map(summary_from).collect()
     }
 
     /// The same, for one profile.
@@ -117,21 +117,7 @@ impl Store {
         .bind(profile_id)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(WatchSummary {
-                    profile_id: get(r, "profile_id")?,
-                    title_id: get(r, "title_id")?,
-                    series_id: get(r, "parent_id")?,
-                    plays: get(r, "plays")?,
-                    max_position_s: get(r, "max_position_s")?,
-                    duration_s: get(r, "duration_s")?,
-                    first_ms: get(r, "first_ms")?,
-                    last_ms: get(r, "last_ms")?,
-                    region: get(r, "region")?,
-                })
-            })
-            .collect()
+        rows.iter().map(summary_from).collect()
     }
 
     /// Stores events in bulk, in one transaction per thousand.
