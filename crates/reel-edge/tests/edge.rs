@@ -371,15 +371,16 @@ async fn cached(edge: &Edge, key: &str) -> bool {
     false
 }
 
-/// Another appliance process on the rig's cache directory, as after a restart.
-async fn restarted(rig: &Rig) -> (String, Arc<Edge>) {
+/// Another appliance on `cache_dir` filling from `upstream`, serving on a
+/// loopback port: its URL and state.
+async fn another_edge(id: &str, cache_dir: std::path::PathBuf, upstream: &str, key: &TokenKey) -> (String, Arc<Edge>) {
     let edge = Edge::open(EdgeConfig {
-        appliance_id: "oca-test-01".into(),
-        cache_dir: rig._dir.path().join("cache"),
+        appliance_id: id.into(),
+        cache_dir,
         cache_bytes: 64 << 20,
         memory_bytes: 16 << 20,
-        upstream: rig.origin.clone(),
-        key: rig.key.clone(),
+        upstream: upstream.to_string(),
+        key: key.clone(),
         control_url: None,
         report_interval: Duration::from_secs(2),
         header_read_timeout: Duration::from_secs(5),
@@ -394,6 +395,11 @@ async fn restarted(rig: &Rig) -> (String, Arc<Edge>) {
         let _ = reel_edge::serve(listener, serving, std::future::pending()).await;
     });
     (url, edge)
+}
+
+/// Another appliance process on the rig's cache directory, as after a restart.
+async fn restarted(rig: &Rig) -> (String, Arc<Edge>) {
+    another_edge("oca-test-01", rig._dir.path().join("cache"), &rig.origin, &rig.key).await
 }
 
 #[tokio::test]
@@ -525,26 +531,7 @@ async fn a_child_appliance_fills_from_its_parent_not_the_origin() {
     let rig = rig(64 << 20).await;
     // A second appliance whose upstream is the first.
     let dir = tempfile::tempdir().expect("temp dir");
-    let child = Edge::open(EdgeConfig {
-        appliance_id: "oca-child-01".into(),
-        cache_dir: dir.path().join("cache"),
-        cache_bytes: 64 << 20,
-        memory_bytes: 16 << 20,
-        upstream: rig.edge.clone(),
-        key: rig.key.clone(),
-        control_url: None,
-        report_interval: Duration::from_secs(2),
-        header_read_timeout: Duration::from_secs(5),
-        fill_timeout: Duration::from_secs(5),
-        sendfile: true,
-    })
-    .expect("child edge");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let child_url = format!("http://{}", listener.local_addr().expect("addr"));
-    let serving = child.clone();
-    tokio::spawn(async move {
-        let _ = reel_edge::serve(listener, serving, std::future::pending()).await;
-    });
+    let (child_url, child) = another_edge("oca-child-01", dir.path().join("cache"), &rig.edge, &rig.key).await;
     let t = token(&rig.key, "film", 720, 600);
     for _ in 0..3 {
         let r = reqwest::get(format!("{child_url}/media/{t}/film/720p/seg_001.m4s")).await.expect("child");
