@@ -107,7 +107,10 @@ pub async fn collect_loop(state: AppState, node: String, every: Duration, remote
         if let Ok(appliances) = state.store.appliances().await {
             for a in appliances.iter().filter(|a| a.state == "active" && !a.base_url.is_empty()) {
                 let url = format!("{}/metrics", a.base_url.trim_end_matches('/'));
-                let text = match http.get(&url).send().await {
+                // Signed with the fleet key, so appliances on other hosts answer too.
+                let t = reel_domain::now_ms() / 1000;
+                let sig = state.token_key.sign_bytes(format!("metrics:{}:{t}", a.id).as_bytes());
+                let text = match http.get(&url).header("x-reel-time", t.to_string()).header("x-reel-signature", sig).send().await {
                     Ok(r) if r.status().is_success() => r.text().await.unwrap_or_default(),
                     _ => {
                         state.metrics.counter("ops_scrape_failures", &[("appliance", &a.id)]).increment();

@@ -84,11 +84,23 @@ async fn chaos(State(edge): State<Arc<Edge>>, req: Request) -> Response {
     axum::Json(serde_json::json!({"error_rate": f.error_rate, "latency_ms": f.latency_ms})).into_response()
 }
 
-/// `GET /metrics`: Prometheus text, for loopback scrapers only.
+/// Loopback, or a fresh fleet-key signature of `metrics:<id>:<time>`.
+fn scrape_allowed(key: &reel_domain::TokenKey, id: &str, h: &HeaderMap, peer: Option<std::net::IpAddr>, now_s: i64) -> bool {
+    if peer.is_some_and(|ip| ip.is_loopback()) {
+        return true;
+    }
+    let time: i64 = h.get("x-reel-time").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()).unwrap_or(0);
+    let sig = h.get("x-reel-signature").and_then(|v| v.to_str().ok()).unwrap_or("");
+    (now_s - time).abs() <= 300 && key.verify_bytes(format!("metrics:{id}:{time}").as_bytes(), sig)
+}
+
+/// `GET /metrics`: Prometheus text, for loopback scrapers and for the
+/// control plane, which signs `metrics:<appliance id>:<unix time>` with the
+/// fleet key (`x-reel-time`, `x-reel-signature`; five minutes of skew).
 async fn metrics(State(edge): State<Arc<Edge>>, req: Request) -> Response {
     let peer = req.extensions().get::<axum::extract::ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
-    if !peer.is_some_and(|ip| ip.is_loopback()) {
-        return error(StatusCode::FORBIDDEN, "forbidden", "metrics are served to loopback scrapers only");
+    if !scrape_allowed(&edge.config.key, &edge.config.appliance_id, req.headers(), peer, reel_domain::now_ms() / 1000) {
+        return error(StatusCode::FORBIDDEN, "forbidden", "metrics are served to loopback scrapers and fleet-signed requests");
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], edge.render_metrics()).into_response()
 }
@@ -473,6 +485,27 @@ mod tests {
         let cut = super::filter_master(full, 720);
         assert!(cut.contains("720p/index.m3u8"));
         assert!(!cut.contains("1080"));
+    }
+
+    #[test]
+    fn remote_scrapes_need_a_fresh_fleet_signature() {
+        use axum::http::HeaderMap;
+        let key = reel_domain::TokenKey::generate();
+        let remote: Option<std::net::IpAddr> = Some([10, 0, 0, 7].into());
+        let now = 1_800_000_000;
+        let signed = |id: &str, t: i64, k: &reel_domain::TokenKey| {
+            let mut h = HeaderMap::new();
+            h.insert("x-reel-time", t.to_string().parse().expect("header"));
+            h.insert("x-reel-signature", k.sign_bytes(format!("metrics:{id}:{t}").as_bytes()).parse().expect("header"));
+            h
+        };
+        assert!(super::scrape_allowed(&key, "oca-1", &HeaderMap::new(), Some([127, 0, 0, 1].into()), now), "loopback");
+        assert!(!super::scrape_allowed(&key, "oca-1", &HeaderMap::new(), remote, now), "remote, unsigned");
+        assert!(super::scrape_allowed(&key, "oca-1", &signed("oca-1", now, &key), remote, now), "remote, signed");
+        assert!(!super::scrape_allowed(&key, "oca-1", &signed("oca-2", now, &key), remote, now), "signed for another appliance");
+        assert!(!super::scrape_allowed(&key, "oca-1", &signed("oca-1", now - 600, &key), remote, now), "stale");
+        let other = reel_domain::TokenKey::generate();
+        assert!(!super::scrape_allowed(&key, "oca-1", &signed("oca-1", now, &other), remote, now), "another fleet's key");
     }
 
     #[test]
