@@ -69,6 +69,20 @@ pub struct Impression {
     pub played_ms: Option<i64>,
 }
 
+/// Viewing events summed per profile and title, filtered and ordered as asked.
+fn summaries_sql(filter: &str, order: &str) -> String {
+    format!(
+        "SELECT e.profile_id, e.title_id, t.parent_id, t.duration_s, \
+                SUM(CASE WHEN e.kind = 'play' THEN 1 ELSE 0 END) AS plays, \
+                MAX(e.position_s) AS max_position_s, MIN(e.at_ms) AS first_ms, MAX(e.at_ms) AS last_ms, \
+                MAX(e.region) AS region \
+         FROM viewing_events e JOIN titles t ON t.id = e.title_id \
+         WHERE {filter} \
+         GROUP BY e.profile_id, e.title_id, t.parent_id, t.duration_s \
+         ORDER BY {order}"
+    )
+}
+
 fn summary_from(r: &sqlx::any::AnyRow) -> Result<WatchSummary> {
     Ok(WatchSummary {
         profile_id: get(r, "profile_id")?,
@@ -86,37 +100,15 @@ fn summary_from(r: &sqlx::any::AnyRow) -> Result<WatchSummary> {
 impl Store {
     /// Every profile's history per title, from events at or after `since_ms`.
     pub async fn watch_summaries(&self, since_ms: i64) -> Result<Vec<WatchSummary>> {
-        let rows = sqlx::query(
-            "SELECT e.profile_id, e.title_id, t.parent_id, t.duration_s, \
-                    SUM(CASE WHEN e.kind = 'play' THEN 1 ELSE 0 END) AS plays, \
-                    MAX(e.position_s) AS max_position_s, MIN(e.at_ms) AS first_ms, MAX(e.at_ms) AS last_ms, \
-                    MAX(e.region) AS region \
-             FROM viewing_events e JOIN titles t ON t.id = e.title_id \
-             WHERE e.at_ms >= $1 \
-             GROUP BY e.profile_id, e.title_id, t.parent_id, t.duration_s \
-             ORDER BY e.profile_id, MAX(e.at_ms)",
-        )
-        .bind(since_ms)
-        .fetch_all(&self.pool)
-        .await?;
+        let sql = summaries_sql("e.at_ms >= $1", "e.profile_id, MAX(e.at_ms)");
+        let rows = sqlx::query(&sql).bind(since_ms).fetch_all(&self.pool).await?;
         rows.iter().map(summary_from).collect()
     }
 
-    /// The same, for one profile.
+    /// The same, for one profile, most recent first.
     pub async fn profile_watch_summaries(&self, profile_id: &str) -> Result<Vec<WatchSummary>> {
-        let rows = sqlx::query(
-            "SELECT e.profile_id, e.title_id, t.parent_id, t.duration_s, \
-                    SUM(CASE WHEN e.kind = 'play' THEN 1 ELSE 0 END) AS plays, \
-                    MAX(e.position_s) AS max_position_s, MIN(e.at_ms) AS first_ms, MAX(e.at_ms) AS last_ms, \
-                    MAX(e.region) AS region \
-             FROM viewing_events e JOIN titles t ON t.id = e.title_id \
-             WHERE e.profile_id = $1 \
-             GROUP BY e.profile_id, e.title_id, t.parent_id, t.duration_s \
-             ORDER BY MAX(e.at_ms) DESC",
-        )
-        .bind(profile_id)
-        .fetch_all(&self.pool)
-        .await?;
+        let sql = summaries_sql("e.profile_id = $1", "MAX(e.at_ms) DESC");
+        let rows = sqlx::query(&sql).bind(profile_id).fetch_all(&self.pool).await?;
         rows.iter().map(summary_from).collect()
     }
 
