@@ -262,21 +262,8 @@ pub fn rollup(series: &[SeriesSamples], step_ms: i64) -> Vec<SeriesSamples> {
     out
 }
 
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
+use crate::wal::{put_varint, read_varint, unzigzag, zigzag};
 
-fn zigzag(v: i64) -> u64 {
-    ((v << 1) ^ (v >> 63)) as u64
-}
-
-fn unzigzag(v: u64) -> i64 {
-    ((v >> 1) as i64) ^ -((v & 1) as i64)
-}
 
 pub fn encode_index(index: &BlockIndex) -> Vec<u8> {
     let mut symbols: Vec<&str> = index
@@ -324,21 +311,7 @@ pub fn decode_index(raw: &[u8]) -> Option<BlockIndex> {
         return None;
     }
     let mut pos2 = 4;
-    let read = |pos2: &mut usize| -> Option<u64> {
-        let (mut v, mut shift) = (0u64, 0);
-        loop {
-            let b = *body.get(*pos2)?;
-            *pos2 += 1;
-            v |= u64::from(b & 0x7f) << shift;
-            if b < 0x80 {
-                return Some(v);
-            }
-            shift += 7;
-            if shift > 63 {
-                return None;
-            }
-        }
-    };
+    let read = |pos2: &mut usize| read_varint(body, pos2);
     let min_t = unzigzag(read(&mut pos2)?);
     let max_t = unzigzag(read(&mut pos2)?);
     let resolution_ms = read(&mut pos2)? as i64;

@@ -163,22 +163,7 @@ impl ChunkEncoder {
     }
 
     fn write_dod(&mut self, dod: i64) {
-        if dod == 0 {
-            self.bits.write_bit(false);
-            return;
-        }
-        for (prefix, plen, nbits) in DOD_BUCKETS {
-            let lo = -(1i64 << (nbits - 1)) + 1;
-            let hi = 1i64 << (nbits - 1);
-            if (lo..=hi).contains(&dod) {
-                self.bits.write_bits(prefix, plen);
-                self.bits
-                    .write_bits((dod as u64) & ((1u64 << nbits) - 1), nbits);
-                return;
-            }
-        }
-        self.bits.write_bits(0b1111, 4);
-        self.bits.write_bits(dod as u64, 64);
+        write_bucketed(&mut self.bits, dod, &DOD_BUCKETS);
     }
 
     fn write_xor(&mut self, vb: u64) {
@@ -236,34 +221,37 @@ fn as_exact_int(v: f64) -> Option<i64> {
     ((i as f64).to_bits() == v.to_bits()).then_some(i)
 }
 
-fn write_int_dod(bits: &mut BitWriter, dod: i64) {
+/// A delta-of-delta in the first bucket (prefix, prefix bits, value bits)
+/// that holds it: `0` alone for zero, bucket `n` holds
+/// `-(2^(bits-1))+1 ..= 2^(bits-1)`, and all ones (one bit more than the
+/// last prefix) escapes to 64 raw bits.
+fn write_bucketed(bits: &mut BitWriter, dod: i64, buckets: &[(u64, u32, u32)]) {
     if dod == 0 {
         bits.write_bit(false);
         return;
     }
-    for (prefix, plen, nbits) in INT_BUCKETS {
+    for &(prefix, plen, nbits) in buckets {
         if (-(1i64 << (nbits - 1)) + 1..=1i64 << (nbits - 1)).contains(&dod) {
             bits.write_bits(prefix, plen);
             bits.write_bits((dod as u64) & ((1u64 << nbits) - 1), nbits);
             return;
         }
     }
-    bits.write_bits(0b11111, 5);
+    let escape_len = buckets.len() as u32 + 1;
+    bits.write_bits((1u64 << escape_len) - 1, escape_len);
     bits.write_bits(dod as u64, 64);
 }
 
-fn read_int_dod(r: &mut BitReader) -> Option<i64> {
+/// Reads what [`write_bucketed`] wrote with the same buckets.
+fn read_bucketed(r: &mut BitReader, buckets: &[(u64, u32, u32)]) -> Option<i64> {
     if !r.read_bit()? {
         return Some(0);
     }
-    for (_, _, nbits) in INT_BUCKETS {
+    for &(_, _, nbits) in buckets {
         if !r.read_bit()? {
+            // Larger raw values than the bucket's top are negative.
             let raw = r.read_bits(nbits)? as i64;
-            return Some(if raw > 1i64 << (nbits - 1) {
-                raw - (1i64 << nbits)
-            } else {
-                raw
-            });
+            return Some(if raw > 1i64 << (nbits - 1) { raw - (1i64 << nbits) } else { raw });
         }
     }
     Some(r.read_bits(64)? as i64)
@@ -288,7 +276,7 @@ pub fn encode(samples: &[(i64, f64)]) -> Vec<u8> {
                 ts.write_dod(delta.wrapping_sub(ts.delta));
                 ts.delta = delta;
                 let dv = v.wrapping_sub(prev_v);
-                write_int_dod(&mut ts.bits, dv.wrapping_sub(prev_dv));
+                write_bucketed(&mut ts.bits, dv.wrapping_sub(prev_dv), &INT_BUCKETS);
                 prev_dv = dv;
             }
             ts.t = t;
@@ -314,23 +302,7 @@ pub fn decode(bytes: &[u8]) -> Option<Vec<(i64, f64)>> {
     Some(out)
 }
 
-fn read_dod(r: &mut BitReader) -> Option<i64> {
-    if !r.read_bit()? {
-        return Some(0);
-    }
-    for (_, _, nbits) in DOD_BUCKETS {
-        if !r.read_bit()? {
-            // Buckets hold -(2^(n-1))+1 ..= 2^(n-1); larger raw values are negative.
-            let raw = r.read_bits(nbits)? as i64;
-            return Some(if raw > 1i64 << (nbits - 1) {
-                raw - (1i64 << nbits)
-            } else {
-                raw
-            });
-        }
-    }
-    Some(r.read_bits(64)? as i64)
-}
+
 
 /// Appends a chunk's samples to `out`.
 pub fn decode_into(bytes: &[u8], out: &mut Vec<(i64, f64)>) -> Option<()> {
@@ -346,9 +318,9 @@ pub fn decode_into(bytes: &[u8], out: &mut Vec<(i64, f64)>) -> Option<()> {
         out.push((t, v as f64));
         let (mut delta, mut dv) = (0i64, 0i64);
         for _ in 1..count {
-            delta = delta.wrapping_add(read_dod(&mut r)?);
+            delta = delta.wrapping_add(read_bucketed(&mut r, &DOD_BUCKETS)?);
             t = t.wrapping_add(delta);
-            dv = dv.wrapping_add(read_int_dod(&mut r)?);
+            dv = dv.wrapping_add(read_bucketed(&mut r, &INT_BUCKETS)?);
             v = v.wrapping_add(dv);
             out.push((t, v as f64));
         }
@@ -359,7 +331,7 @@ pub fn decode_into(bytes: &[u8], out: &mut Vec<(i64, f64)>) -> Option<()> {
     out.push((t, f64::from_bits(v)));
     let (mut delta, mut leading, mut trailing) = (0i64, 0u32, 0u32);
     for _ in 1..count {
-        let dod = read_dod(&mut r)?;
+        let dod = read_bucketed(&mut r, &DOD_BUCKETS)?;
         delta = delta.wrapping_add(dod);
         t = t.wrapping_add(delta);
         if r.read_bit()? {

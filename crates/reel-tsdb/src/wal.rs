@@ -69,18 +69,44 @@ pub fn encode_samples(out: &mut Vec<u8>, samples: &[(u32, i64, f64)]) {
     for &(id, t, v) in samples {
         put_varint(&mut p, u64::from(id));
         let d = t.wrapping_sub(base);
-        put_varint(&mut p, ((d << 1) ^ (d >> 63)) as u64);
+        put_varint(&mut p, zigzag(d));
         p.extend_from_slice(&v.to_bits().to_le_bytes());
     }
     frame(out, &p);
 }
 
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+/// LEB128, as the WAL and the block index write integers.
+pub(crate) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push((v as u8) | 0x80);
         v >>= 7;
     }
     out.push(v as u8);
+}
+
+/// Reads a [`put_varint`] at `*pos`, moving past it; `None` if cut short or too long.
+pub(crate) fn read_varint(bytes: &[u8], pos: &mut usize) -> Option<u64> {
+    let (mut v, mut shift) = (0u64, 0);
+    loop {
+        let b = *bytes.get(*pos)?;
+        *pos += 1;
+        v |= u64::from(b & 0x7f) << shift;
+        if b < 0x80 {
+            return Some(v);
+        }
+        shift += 7;
+        if shift > 63 {
+            return None;
+        }
+    }
+}
+
+pub(crate) fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+pub(crate) fn unzigzag(v: u64) -> i64 {
+    ((v >> 1) as i64) ^ -((v & 1) as i64)
 }
 
 fn frame(out: &mut Vec<u8>, payload: &[u8]) {
@@ -109,18 +135,10 @@ impl Cursor<'_> {
         Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
     }
     fn varint(&mut self) -> Option<u64> {
-        let (mut v, mut shift) = (0u64, 0);
-        loop {
-            let b = self.take(1)?[0];
-            v |= u64::from(b & 0x7f) << shift;
-            if b < 0x80 {
-                return Some(v);
-            }
-            shift += 7;
-            if shift > 63 {
-                return None;
-            }
-        }
+        let mut pos = 0;
+        let v = read_varint(self.0, &mut pos)?;
+        self.0 = &self.0[pos..];
+        Some(v)
     }
     fn string(&mut self) -> Option<String> {
         let n = self.u16()? as usize;
@@ -147,7 +165,7 @@ fn decode_payload(p: &[u8]) -> Option<Record> {
             for _ in 0..n {
                 let id = u32::try_from(c.varint()?).ok()?;
                 let z = c.varint()?;
-                let t = base.wrapping_add(((z >> 1) as i64) ^ -((z & 1) as i64));
+                let t = base.wrapping_add(unzigzag(z));
                 v.push((id, t, f64::from_bits(c.u64()?)));
             }
             Some(Record::Samples(v))

@@ -54,7 +54,8 @@ async fn home(State(state): State<AppState>, caller: Caller, Query(q): Query<Hom
     let level = max_level(Some(&profile));
     let all = state.store.titles(&TitleFilter { max_level: level, ..TitleFilter::default() }).await?;
     let by_id: HashMap<&str, &Title> = all.iter().map(|t| (t.id.as_str(), t)).collect();
-    let genre_names: HashMap<String, String> = state.store.genres().await?.into_iter().map(|g| (g.slug, g.name)).collect();
+    let genres = state.store.genres().await?;
+    let genre_names: HashMap<String, String> = genres.iter().map(|g| (g.slug.clone(), g.name.clone())).collect();
 
     let summaries = state.store.profile_watch_summaries(&profile.id).await?;
     let hist = history(&summaries);
@@ -236,7 +237,7 @@ async fn home(State(state): State<AppState>, caller: Caller, Query(q): Query<Hom
     let hour = ((reel_domain::now_ms() / 3_600_000) % 24) as u32;
     let (genre_order, bandit) = match served.as_ref() {
         Some(s) if s.artwork.is_some() => (s.artwork_genres.clone(), s.artwork.clone()),
-        _ => (state.store.genres().await?.into_iter().map(|g| g.slug).collect(), None),
+        _ => (genres.iter().map(|g| g.slug.clone()).collect(), None),
     };
     let x = artwork_context(&genre_order, &affinity, hour);
     // Each profile's draw for a title holds for a day: artwork does not
