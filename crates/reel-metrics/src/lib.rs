@@ -219,6 +219,7 @@ impl PercentileTimer {
     }
 }
 
+#[derive(Clone)]
 enum Metric {
     Counter(Counter),
     Gauge(Gauge),
@@ -250,26 +251,79 @@ pub struct Sample {
 #[derive(Clone, Default)]
 pub struct Registry {
     metrics: Arc<Mutex<BTreeMap<(String, Tags), Metric>>>,
+    /// Handles already given out, by the caller's exact name and tags: a
+    /// repeated lookup (a handler asking per request) takes a read lock and
+    /// allocates nothing.
+    seen: Arc<std::sync::RwLock<std::collections::HashMap<u64, Vec<Seen>>>>,
     /// Tags added to every metric (the appliance or node id, say).
     common: Arc<Tags>,
 }
 
-/// The registry's metric-kind error: one name, one kind.
+/// A handle given out, with the name and tags exactly as asked.
+struct Seen {
+    name: String,
+    tags: Vec<(String, String)>,
+    metric: Metric,
+}
+
+impl Seen {
+    fn is(&self, name: &str, tags: &[(&str, &str)]) -> bool {
+        self.name == name && self.tags.len() == tags.len() && self.tags.iter().zip(tags).all(|(a, b)| a.0 == b.0 && a.1 == b.1)
+    }
+}
+
+/// FNV-1a over the name and tags as given (order matters; a miss only
+/// costs the slow path).
+fn raw_hash(name: &str, tags: &[(&str, &str)]) -> u64 {
+    let mut h = 0xcbf2_9ce4_8422_2325u64;
+    let mut eat = |b: &[u8]| {
+        for &x in b.iter().chain(&[0xff]) {
+            h = (h ^ x as u64).wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    eat(name.as_bytes());
+    for (k, v) in tags {
+        eat(k.as_bytes());
+        eat(v.as_bytes());
+    }
+    h
+}
+
+/// One name, one kind: the handle for `name` and `tags`, registering it
+/// on first use. A name already registered as another kind gets a detached
+/// handle rather than a panic; it records but is not exported.
 macro_rules! get_or_make {
     ($self:ident, $name:ident, $tags:ident, $variant:ident, $ty:ty) => {{
+        let h = raw_hash($name, $tags);
+        if let Some(Metric::$variant(x)) = $self
+            .seen
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&h)
+            .and_then(|v| v.iter().find(|s| s.is($name, $tags)))
+            .map(|s| &s.metric)
+        {
+            return x.clone();
+        }
         let key = (sanitize($name), tags_of($tags));
         let mut m = $self.metrics.lock().unwrap_or_else(|p| p.into_inner());
-        match m.get(&key) {
+        let x = match m.get(&key) {
             Some(Metric::$variant(x)) => x.clone(),
-            // The same name registered as another kind: hand out a detached
-            // handle rather than panic; it records but is not exported.
-            Some(_) => <$ty>::default(),
+            Some(_) => return <$ty>::default(),
             None => {
                 let x = <$ty>::default();
                 m.insert(key, Metric::$variant(x.clone()));
                 x
             }
-        }
+        };
+        drop(m);
+        let seen = Seen {
+            name: $name.to_string(),
+            tags: $tags.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            metric: Metric::$variant(x.clone()),
+        };
+        $self.seen.write().unwrap_or_else(|p| p.into_inner()).entry(h).or_default().push(seen);
+        x
     }};
 }
 
@@ -280,7 +334,7 @@ impl Registry {
 
     /// A registry whose every metric also carries `tags`.
     pub fn with_common_tags(tags: &[(&str, &str)]) -> Registry {
-        Registry { metrics: Arc::default(), common: Arc::new(tags_of(tags)) }
+        Registry { metrics: Arc::default(), seen: Arc::default(), common: Arc::new(tags_of(tags)) }
     }
 
     pub fn counter(&self, name: &str, tags: &[(&str, &str)]) -> Counter {
@@ -419,9 +473,11 @@ mod tests {
         let r = Registry::with_common_tags(&[("node", "n1")]);
         r.counter("requests", &[("status", "200"), ("route", "/a")]).increment();
         r.counter("requests", &[("route", "/a"), ("status", "200")]).add(2);
+        // The same lookup again (the cached path) is the same counter.
+        r.counter("requests", &[("route", "/a"), ("status", "200")]).add(1);
         let text = r.render_prometheus();
         assert!(text.contains("# TYPE requests_total counter"), "{text}");
-        assert!(text.contains("requests_total{node=\"n1\",route=\"/a\",status=\"200\"} 3"), "{text}");
+        assert!(text.contains("requests_total{node=\"n1\",route=\"/a\",status=\"200\"} 4"), "{text}");
     }
 
     #[test]
