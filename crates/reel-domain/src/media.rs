@@ -13,10 +13,22 @@ pub fn is_media_name(name: &str) -> bool {
         && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
 }
 
-/// Height encoded in a rendition folder name: `720p` -> 720. Anything but
-/// digits then `p` (`720p-old`, `720px`) is not a rendition folder.
+/// Height encoded in a rendition folder name: `720p` -> 720, and
+/// `720p-2400k` (a second rung at the same height, told apart by its
+/// bitrate) -> 720. Anything else (`720p-old`, `720px`) is not a rendition
+/// folder.
 pub fn rendition_height(name: &str) -> Option<u32> {
-    let digits = name.strip_suffix('p')?;
+    let base = match name.split_once('-') {
+        Some((base, rate)) => {
+            let kbps = rate.strip_suffix('k')?;
+            if kbps.is_empty() || !kbps.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            base
+        }
+        None => name,
+    };
+    let digits = base.strip_suffix('p')?;
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
@@ -42,7 +54,8 @@ mod tests {
     fn rendition_names() {
         assert_eq!(rendition_height("720p"), Some(720));
         assert_eq!(rendition_height("1080p"), Some(1080));
-        for bad in ["p720", "720", "..", "720p-old", "720px", "p"] {
+        assert_eq!(rendition_height("480p-1200k"), Some(480));
+        for bad in ["p720", "720", "..", "720p-old", "720px", "p", "720p-k", "720p-12k-3k", "-12k"] {
             assert_eq!(rendition_height(bad), None, "{bad}");
         }
     }

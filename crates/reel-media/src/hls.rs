@@ -23,16 +23,49 @@ pub struct PackagedRendition {
 /// Describes the renditions of a package directory laid out as
 /// `<dir>/<step.name>/index.m3u8` with an init segment and media segments.
 pub fn describe_package(dir: &Path, ladder: &[LadderStep]) -> Result<Vec<PackagedRendition>> {
-    ladder.iter().map(|step| describe_rendition(dir, step)).collect()
+    ladder.iter().map(|step| describe_rendition(dir, step.name, step.width, step.height)).collect()
 }
 
-fn describe_rendition(dir: &Path, step: &LadderStep) -> Result<PackagedRendition> {
-    let rdir = dir.join(step.name);
+/// The same, for renditions named at run time: `(name, width, height)`.
+pub fn describe_renditions(dir: &Path, steps: &[(String, u32, u32)]) -> Result<Vec<PackagedRendition>> {
+    steps.iter().map(|(name, w, h)| describe_rendition(dir, name, *w, *h)).collect()
+}
+
+/// A media playlist's init segment and its segments with durations.
+pub struct MediaPlaylist {
+    pub init: String,
+    pub segments: Vec<(String, f64)>,
+}
+
+/// Reads a finished fMP4 media playlist.
+pub fn read_media_playlist(path: &Path) -> Result<MediaPlaylist> {
+    let text = std::fs::read_to_string(path).map_err(io_err(path))?;
+    let incomplete = |what: &str| MediaError::Incomplete { dir: path.to_path_buf(), what: what.to_string() };
+    if !text.starts_with("#EXTM3U") || !text.contains("#EXT-X-ENDLIST") {
+        return Err(incomplete("not a finished playlist"));
+    }
+    let (mut init, mut segments, mut pending) = (None, Vec::new(), None);
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("#EXT-X-MAP:URI=\"") {
+            init = rest.split('"').next().map(str::to_string);
+        } else if let Some(rest) = line.strip_prefix("#EXTINF:") {
+            pending = rest.split(',').next().and_then(|d| d.trim().parse::<f64>().ok());
+        } else if !line.starts_with('#') && !line.trim().is_empty() {
+            let dur = pending.take().ok_or_else(|| incomplete("segment without #EXTINF"))?;
+            segments.push((line.trim().to_string(), dur));
+        }
+    }
+    let init = init.ok_or_else(|| incomplete("no #EXT-X-MAP init segment"))?;
+    Ok(MediaPlaylist { init, segments })
+}
+
+fn describe_rendition(dir: &Path, name: &str, width: u32, height: u32) -> Result<PackagedRendition> {
+    let rdir = dir.join(name);
     let playlist_path = rdir.join("index.m3u8");
     let text = std::fs::read_to_string(&playlist_path).map_err(io_err(&playlist_path))?;
     let incomplete = |what: &str| MediaError::Incomplete { dir: dir.to_path_buf(), what: what.to_string() };
     if !text.starts_with("#EXTM3U") || !text.contains("#EXT-X-ENDLIST") {
-        return Err(incomplete(&format!("{} is not a finished playlist", step.name)));
+        return Err(incomplete(&format!("{name} is not a finished playlist")));
     }
     let mut init = None;
     let mut total_bits = 0u64;
@@ -66,13 +99,13 @@ fn describe_rendition(dir: &Path, step: &LadderStep) -> Result<PackagedRendition
     }
     let average = total_bits as f64 / total_s;
     Ok(PackagedRendition {
-        name: step.name.to_string(),
-        width: step.width,
-        height: step.height,
+        name: name.to_string(),
+        width,
+        height,
         bandwidth: peak.max(average).ceil() as u64,
         average_bandwidth: average.ceil() as u64,
         codecs,
-        playlist: format!("{}/index.m3u8", step.name),
+        playlist: format!("{name}/index.m3u8"),
         duration_s: total_s,
     })
 }

@@ -3,13 +3,21 @@
 //! wrote, for the catalog to register.
 //!
 //! Encoding runs Debian's `ffmpeg` as a subprocess; this crate knows nothing
-//! of HTTP or the database. Today it packages generated test sources (the demo
-//! catalog); the ingest pipeline (probe, per-title ladder by VMAF) grows here.
+//! of HTTP or the database. It packages generated test sources (the demo
+//! catalog) and runs the ingest pipeline ([`ingest`]: probe, chunk at scene
+//! changes, candidate encodes scored with VMAF, per-title ladder from the
+//! convex hull, CMAF for HLS and DASH).
 
+pub mod dash;
+pub mod frames;
 mod hls;
+pub mod ingest;
+pub mod ladder;
+pub mod probe;
+pub mod quality;
 mod source;
 
-pub use hls::{describe_package, PackagedRendition};
+pub use hls::{describe_package, describe_renditions, read_media_playlist, MediaPlaylist, PackagedRendition};
 pub use source::{package_test_source, Pattern, TestSource};
 
 use std::path::PathBuf;
@@ -41,6 +49,8 @@ pub enum MediaError {
     FfmpegMissing,
     #[error("ffmpeg failed ({status}): {stderr}")]
     Ffmpeg { status: String, stderr: String },
+    #[error("{path}: {what}")]
+    BadInput { path: PathBuf, what: String },
     #[error("package in {dir} is incomplete: {what}")]
     Incomplete { dir: PathBuf, what: String },
     #[error("{path}: {source}")]

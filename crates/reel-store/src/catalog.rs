@@ -352,6 +352,32 @@ impl Store {
             .collect()
     }
 
+    /// The ladder document the ingest pipeline stored for a title.
+    pub async fn ladder(&self, title_id: &str) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT ladder FROM title_ladders WHERE title_id = $1")
+            .bind(title_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| get(&r, "ladder")).transpose()
+    }
+
+    /// Stores (or replaces) a title's ladder document.
+    pub async fn set_ladder(&self, title_id: &str, ladder: &str) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM title_ladders WHERE title_id = $1")
+            .bind(title_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("INSERT INTO title_ladders (title_id, ladder, updated_ms) VALUES ($1, $2, $3)")
+            .bind(title_id)
+            .bind(ladder)
+            .bind(reel_domain::now_ms())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Replaces a title's renditions (after packaging) in one transaction.
     pub async fn set_renditions(&self, title_id: &str, renditions: &[Rendition]) -> Result<()> {
         let mut tx = self.pool.begin().await?;

@@ -53,6 +53,9 @@ enum Command {
     /// Query a running node's metrics store.
     #[command(subcommand)]
     Metrics(crate::insight::MetricsCommand),
+    /// Media: VMAF/PSNR/SSIM, ingest a mezzanine into a per-title ladder, show ladders.
+    #[command(subcommand)]
+    Media(crate::media::MediaCommand),
 }
 
 #[derive(Subcommand)]
@@ -272,7 +275,7 @@ enum SteerCommand {
 pub(crate) struct StoreArgs {
     /// Directory for the embedded database and media.
     #[arg(long, default_value = "./reel-data", env = "REEL_DATA_DIR")]
-    data_dir: PathBuf,
+    pub(crate) data_dir: PathBuf,
     /// Use PostgreSQL instead of the embedded database (postgres://user:pass@host/db).
     #[arg(long, env = "REEL_DATABASE_URL", hide_env_values = true)]
     database_url: Option<String>,
@@ -415,6 +418,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Recs(cmd) => crate::recs::run(cmd).await,
         Command::Insight(cmd) => crate::insight::run(cmd),
         Command::Metrics(cmd) => crate::insight::metrics(cmd).await,
+        Command::Media(cmd) => crate::media::run(cmd).await,
         Command::Fill(FillCommand::Plan { store, origin_dir, evaluate, titles, views, zipf, capacity_share, seed, json }) => {
             if evaluate {
                 return fill_evaluate(titles, views, zipf, capacity_share, seed, json);

@@ -4,6 +4,7 @@
 mod cli;
 mod fleet;
 mod insight;
+mod media;
 mod recs;
 
 use clap::Parser;
