@@ -835,6 +835,76 @@ async function viewTitle(ctx) {
         h('div', { class: 'hero-actions' }, play),
         t.synopsis ? h('p', { class: 'title-synopsis', 'data-testid': 'synopsis' }, t.synopsis) : null)),
     t.kind === 'series' ? episodesSection(t) : null));
+  if (isAdmin()) {
+    let ladder = null;
+    try {
+      ladder = await api('GET', `/api/v1/admin/titles/${encodeURIComponent(t.id)}/ladder`, undefined, { signal: ctx.signal });
+    } catch (err) {
+      if (!ctx.alive() || isAbort(err)) return;
+      if (err.status !== 404) throw err;
+    }
+    if (ladder && ctx.alive()) $('.title-page', app)?.append(ladderSection(ladder));
+  }
+}
+
+/** Admin view of a title's encoding: the per-title ladder (each rung's
+ *  resolution, bitrate and VMAF) and the hull it was picked from, drawn. */
+function ladderSection(doc) {
+  const rungs = doc.ladder || [];
+  const table = h('table', { class: 'ladder-table', 'data-testid': 'ladder-table' },
+    h('thead', {}, h('tr', {}, h('th', {}, 'Rung'), h('th', {}, 'Resolution'), h('th', {}, 'Bitrate'), h('th', {}, 'VMAF'), h('th', {}, 'CRF'))),
+    h('tbody', {}, rungs.map((r) => h('tr', { 'data-testid': 'ladder-rung' },
+      h('td', {}, r.name), h('td', {}, `${r.width}×${r.height}`), h('td', {}, `${Math.round(r.kbps).toLocaleString()} kb/s`),
+      h('td', {}, r.vmaf.toFixed(2)), h('td', {}, String(r.crf))))));
+  const fixed = doc.fixed;
+  const summary = fixed
+    ? h('p', { class: 'muted', 'data-testid': 'ladder-savings' },
+      `Against the fixed ladder at equal VMAF: ${(fixed.savings * 100).toFixed(1)}% ${fixed.savings >= 0 ? 'fewer' : 'more'} bits.`)
+    : h('p', { class: 'muted' }, 'Run reel media ladder --compare-fixed to compare with a fixed ladder.');
+  return h('section', { class: 'ladder', 'data-testid': 'ladder' },
+    h('h2', {}, 'Encoding ladder'),
+    h('p', { class: 'muted' }, `${doc.width}×${doc.height} source, ${doc.chunks} chunks, ${doc.candidates?.length || 0} candidate encodes scored with VMAF.`),
+    hullChart(doc), table, summary);
+}
+
+/** VMAF against bitrate: every candidate (dots, coloured by resolution),
+ *  the convex hull (line), the chosen rungs (rings) and the fixed ladder (squares). */
+function hullChart(doc) {
+  const W = 640, H = 300, L = 48, R = 12, T = 12, B = 36;
+  const pts = [...(doc.candidates || []), ...((doc.fixed?.rungs || []).map((r) => r.fixed))];
+  const maxK = Math.max(1, ...pts.map((p) => p.kbps));
+  const x = (k) => L + (k / maxK) * (W - L - R);
+  const y = (v) => T + (1 - Math.max(0, Math.min(100, v)) / 100) * (H - T - B);
+  const svg = svgEl('svg', { class: 'hull-chart', viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': 'VMAF against bitrate', 'data-testid': 'hull-chart' });
+  for (const v of [0, 20, 40, 60, 80, 100]) {
+    svg.append(svgEl('line', { x1: L, x2: W - R, y1: y(v), y2: y(v), class: 'grid' }));
+    const label = svgEl('text', { x: L - 6, y: y(v) + 4, 'text-anchor': 'end', class: 'axis' }); label.textContent = String(v); svg.append(label);
+  }
+  for (let i = 0; i <= 4; i++) {
+    const k = (maxK * i) / 4;
+    const label = svgEl('text', { x: x(k), y: H - B + 16, 'text-anchor': 'middle', class: 'axis' }); label.textContent = `${Math.round(k)}`; svg.append(label);
+  }
+  const xl = svgEl('text', { x: (W + L) / 2, y: H - 4, 'text-anchor': 'middle', class: 'axis' }); xl.textContent = 'kb/s'; svg.append(xl);
+  const heights = [...new Set((doc.candidates || []).map((p) => p.height))].sort((a, b) => a - b);
+  for (const p of doc.candidates || []) {
+    const hue = (heights.indexOf(p.height) * 360) / Math.max(1, heights.length);
+    const c = svgEl('circle', { cx: x(p.kbps), cy: y(p.vmaf), r: 3, class: 'cand', style: `fill:hsl(${hue} 60% 60%)` });
+    const tip = svgEl('title'); tip.textContent = `${p.width}×${p.height} crf ${p.crf}: ${Math.round(p.kbps)} kb/s, VMAF ${p.vmaf.toFixed(2)}`; c.append(tip);
+    svg.append(c);
+  }
+  svg.append(svgEl('polyline', { class: 'hull', fill: 'none', points: (doc.hull || []).map((p) => `${x(p.kbps)},${y(p.vmaf)}`).join(' ') }));
+  for (const r of doc.fixed?.rungs || []) {
+    const s = svgEl('rect', { x: x(r.fixed.kbps) - 4, y: y(r.fixed.vmaf) - 4, width: 8, height: 8, class: 'fixed' });
+    const tip = svgEl('title'); tip.textContent = `fixed ${r.fixed.width}×${r.fixed.height} at ${Math.round(r.fixed.kbps)} kb/s: VMAF ${r.fixed.vmaf.toFixed(2)}`; s.append(tip);
+    svg.append(s);
+  }
+  for (const r of doc.ladder || []) {
+    const c = svgEl('circle', { cx: x(r.kbps), cy: y(r.vmaf), r: 7, class: 'rung', 'data-testid': 'hull-rung' });
+    const tip = svgEl('title'); tip.textContent = `${r.name}: ${Math.round(r.kbps)} kb/s, VMAF ${r.vmaf.toFixed(2)}`; c.append(tip);
+    svg.append(c);
+  }
+  return h('figure', { class: 'hull-figure' }, svg,
+    h('figcaption', { class: 'muted' }, 'Dots: candidate encodes (colour = resolution). Line: convex hull. Rings: chosen rungs. Squares: fixed ladder.'));
 }
 
 function episodesSection(t) {

@@ -43,41 +43,121 @@ pub fn adm(reference: &Plane, distorted: &Plane) -> AdmScore {
         return AdmScore { adm2: f64::NAN, scale: [f64::NAN; 4] };
     }
     let bpc = u32::from(reference.bpc);
+    let (rd, dd) = (&reference.data[..n], &distorted.data[..n]);
+    #[cfg(target_arch = "x86_64")]
+    match simd_level() {
+        Simd::Avx512 => {
+            #[allow(unsafe_code)]
+            // SAFETY: `simd_level` found AVX-512 F/BW/VL/DQ/CD, AVX2, FMA and BMI2.
+            return unsafe { score_avx512(rd, dd, w, h, bpc) };
+        }
+        Simd::Avx2 => {
+            #[allow(unsafe_code)]
+            // SAFETY: `simd_level` found AVX2, FMA and BMI2 on this CPU.
+            return unsafe { score_avx2(rd, dd, w, h, bpc) };
+        }
+        Simd::None => {}
+    }
+    score(rd, dd, w, h, bpc)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Simd {
+    None,
+    Avx2,
+    Avx512,
+}
+
+/// The widest instruction set the kernels have a build for (checked once).
+#[cfg(target_arch = "x86_64")]
+fn simd_level() -> Simd {
+    use std::arch::is_x86_feature_detected as has;
+    static LEVEL: std::sync::OnceLock<Simd> = std::sync::OnceLock::new();
+    *LEVEL.get_or_init(|| {
+        if std::env::var_os("REEL_VMAF_NO_SIMD").is_some_and(|v| !v.is_empty()) {
+            return Simd::None;
+        }
+        let avx2 = has!("avx2") && has!("fma") && has!("bmi2");
+        let avx512 = avx2
+            && has!("avx512f")
+            && has!("avx512bw")
+            && has!("avx512vl")
+            && has!("avx512dq")
+            && has!("avx512cd");
+        if avx512 && !std::env::var_os("REEL_VMAF_NO_AVX512").is_some_and(|v| !v.is_empty()) {
+            Simd::Avx512
+        } else if avx2 {
+            Simd::Avx2
+        } else {
+            Simd::None
+        }
+    })
+}
+
+/// [`score`] compiled for AVX-512 (the same code, inlined here).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512cd,avx2,fma,bmi2")]
+fn score_avx512(rd: &[u16], dd: &[u16], w: usize, h: usize, bpc: u32) -> AdmScore {
+    score(rd, dd, w, h, bpc)
+}
+
+/// [`score`] compiled for AVX2 (the same code, inlined here).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,bmi2")]
+fn score_avx2(rd: &[u16], dd: &[u16], w: usize, h: usize, bpc: u32) -> AdmScore {
+    score(rd, dd, w, h, bpc)
+}
+
+/// The approximation band of level 0 as the 32-bit input of level 1.
+#[inline(always)]
+fn widen(a: Vec<i16>) -> Vec<i32> {
+    let mut out = common::pool::i32s(a.len());
+    for (o, &x) in out.iter_mut().zip(&a) {
+        *o = i32::from(x);
+    }
+    common::pool::put16(a);
+    out
+}
+
+/// The whole computation for `w * h` samples of both frames.
+#[inline(always)]
+fn score(rd: &[u16], dd: &[u16], w: usize, h: usize, bpc: u32) -> AdmScore {
+    let n = w * h;
+    // PROF-TMP
+    let prof = std::env::var_os("ADM_PROF").is_some();
+    let mut pt = std::time::Instant::now();
+    let mut lap = |name: &str| { if prof { let e = pt.elapsed(); eprintln!("PROF {name} {:.3}", e.as_secs_f64()*1e3); pt = std::time::Instant::now(); } };
 
     let mut num = 0.0f64;
     let mut den = 0.0f64;
     let mut scale = [0.0f64; 4];
 
     // Level 0: 16-bit bands straight from the samples.
-    let r0 = dwt::dwt_scale0(&reference.data[..n], w, h, bpc);
-    let d0 = dwt::dwt_scale0(&distorted.data[..n], w, h, bpc);
-    let m = level0::decouple_csf(&r0, &d0);
+    let r0 = dwt::dwt_scale0(rd, w, h, bpc);
+    let d0 = dwt::dwt_scale0(dd, w, h, bpc);
+    lap("dwt0");
     let den0 = level0::denominator(&r0);
-    let num0 = level0::numerator(&m, r0.w, r0.h);
-    m.recycle();
+    lap("den0");
+    let num0 = level0::numerator(&r0, &d0);
+    lap("num0");
     num += f64::from(num0);
     den += f64::from(den0);
     scale[0] = f64::from(num0) / f64::from(den0);
 
     // Levels 1..=3: 32-bit bands from the previous approximation.
     let (mut cw, mut ch) = (r0.w, r0.h);
-    let widen = |a: Vec<i16>| -> Vec<i32> {
-        let mut out = common::pool::i32s(a.len());
-        for (o, &x) in out.iter_mut().zip(&a) {
-            *o = i32::from(x);
-        }
-        common::pool::put16(a);
-        out
-    };
     let mut ref_a = widen(r0.recycle_details());
     let mut dis_a = widen(d0.recycle_details());
+    lap("widen");
     for (s, slot) in scale.iter_mut().enumerate().skip(1) {
         let rb = dwt::dwt_scale123(&ref_a, cw, ch, s);
         let db = dwt::dwt_scale123(&dis_a, cw, ch, s);
-        let m = level123::decouple_csf(&rb, &db, s);
+        lap("dwtS");
         let den_s = level123::denominator(&rb, s);
-        let num_s = level123::numerator(&m, rb.w, rb.h, s);
-        m.recycle();
+        lap("denS");
+        let num_s = level123::numerator(&rb, &db, s);
+        lap("numS");
         num += f64::from(num_s);
         den += f64::from(den_s);
         *slot = f64::from(num_s) / f64::from(den_s);
@@ -92,6 +172,10 @@ pub fn adm(reference: &Plane, distorted: &Plane) -> AdmScore {
     let limit = 1e-10 * n as f64 / (1920.0 * 1080.0);
     let num = if num < limit { 0.0 } else { num };
     let den = if den < limit { 0.0 } else { den };
+    if prof {
+        let v: Vec<f64> = common::PROF.iter().map(|x| x.swap(0, std::sync::atomic::Ordering::Relaxed) as f64 / 1e6).collect();
+        eprintln!("L0 dec {:.3} (angle {:.3}) thr {:.3} num {:.3}", v[0], v[3], v[1], v[2]);
+    }
     let adm2 = if den == 0.0 { 1.0 } else { num / den };
     AdmScore { adm2, scale }
 }

@@ -3,16 +3,12 @@
 //!
 //! libvmaf filters `prev - cur` with a separable 5-tap filter: a vertical
 //! pass rounded to 16-bit precision, then a horizontal pass, then sums the
-//! absolute values. The vertical pass is linear and exact before its
-//! rounding, so each frame's unrounded vertical sums can be computed on their
-//! own (and in parallel); the pair step subtracts them, rounds, runs the
-//! horizontal pass and sums. Edges mirror without repeating the edge sample
+//! absolute values. Edges mirror without repeating the edge sample
 //! (`-1 -> 1`, `n -> n - 2`).
 //!
-//! The per-frame data ([`motion_blur`]) is the vertical sum scaled to a
-//! common 32-bit range (`sum << (16 - bpc)`), stored as two `u16` planes:
-//! the low halves of all samples, then the high halves (`2 * width * height`
-//! values).
+//! The per-frame data ([`motion_blur`]) is a copy of the reference luma
+//! plane (plus its bit depth); [`motion_sad`] blurs the difference of two
+//! frames directly, as libvmaf does.
 use crate::Plane;
 
 const FILTER: [u32; 5] = [3571, 16004, 26386, 16004, 3571];
@@ -34,78 +30,80 @@ fn mirror(i: isize, n: usize) -> usize {
     m.clamp(0, (n - 1).max(0)) as usize
 }
 
-/// The per-frame half of libvmaf's motion: the reference frame's vertical
-/// 5-tap sums, unrounded, scaled to 32 bits and split into a low-half plane
-/// followed by a high-half plane (`2 * width * height` values).
-/// What motion keeps of each reference frame to compare with the next.
+/// What motion keeps of each reference frame to compare with the next: the
+/// luma samples (`width * height` values) followed by one value holding the
+/// bit depth. [`motion_sad`] blurs the difference of two of them.
 pub type MotionFrame = Vec<u16>;
 
+/// The per-frame half of libvmaf's motion: a copy of the reference luma
+/// plane (and its bit depth) to blur against the next frame's.
 pub fn motion_blur(reference: &Plane) -> MotionFrame {
-    let (w, h) = (reference.width, reference.height);
-    let n = w * h;
-    let mut out = vec![0u16; 2 * n];
-    if w == 0 || h == 0 || reference.data.len() < n {
-        return out;
+    let n = reference.width * reference.height;
+    let mut out = Vec::with_capacity(n + 1);
+    if reference.data.len() >= n {
+        out.extend_from_slice(&reference.data[..n]);
+    } else {
+        out.resize(n, 0);
     }
-    let up = 16u32.saturating_sub(u32::from(reference.bpc.clamp(1, 16)));
-    let data = &reference.data[..n];
-    let (lo, hi) = out.split_at_mut(n);
-    let mut acc = vec![0u32; w];
-    for i in 0..h {
-        acc.iter_mut().for_each(|a| *a = 0);
-        for (k, &f) in FILTER.iter().enumerate() {
-            let r = mirror(i as isize + k as isize - 2, h);
-            let row = &data[r * w..r * w + w];
-            for (a, &p) in acc.iter_mut().zip(row) {
-                *a = a.wrapping_add(f * u32::from(p));
-            }
-        }
-        let lo_row = &mut lo[i * w..i * w + w];
-        let hi_row = &mut hi[i * w..i * w + w];
-        for ((a, l), hh) in acc.iter().zip(lo_row.iter_mut()).zip(hi_row.iter_mut()) {
-            let v = a << up;
-            *l = v as u16;
-            *hh = (v >> 16) as u16;
-        }
-    }
+    out.push(u16::from(reference.bpc.clamp(1, 16)));
     out
 }
 
-/// Sum of absolute values of the blurred difference `a - b`, the raw SAD.
-fn motion_sad_raw(a: &[u16], b: &[u16], w: usize, h: usize) -> u64 {
-    let n = w * h;
-    if w == 0 || h == 0 || a.len() < 2 * n || b.len() < 2 * n {
-        return 0;
+/// The vertical pass of `a - b` at row `i`, rounded: libvmaf's
+/// `((sum(prev) << up) - (sum(cur) << up) + 32768) >> 16` with
+/// `up = 16 - bpc`, which is `(sum(a - b) + 2^(bpc-1)) >> bpc`.
+#[inline(always)]
+fn vertical_row(a: &[u16], b: &[u16], i: usize, w: usize, h: usize, bpc: u32, y: &mut [i32]) {
+    let row = |k: isize| -> std::ops::Range<usize> {
+        let r = mirror(i as isize + k, h);
+        r * w..r * w + w
+    };
+    let (rm2, rm1, r0, rp1, rp2) = (row(-2), row(-1), row(0), row(1), row(2));
+    let (Some(am2), Some(am1), Some(a0), Some(ap1), Some(ap2)) =
+        (a.get(rm2.clone()), a.get(rm1.clone()), a.get(r0.clone()), a.get(rp1.clone()), a.get(rp2.clone()))
+    else {
+        return;
+    };
+    let (Some(bm2), Some(bm1), Some(b0), Some(bp1), Some(bp2)) =
+        (b.get(rm2), b.get(rm1), b.get(r0), b.get(rp1), b.get(rp2))
+    else {
+        return;
+    };
+    let (f0, f1, f2) = (FILTER[0] as i32, FILTER[1] as i32, FILTER[2] as i32);
+    if bpc <= 15 {
+        // |sum| < 2^31 here.
+        let round = 1i32 << (bpc - 1);
+        for (j, o) in y.iter_mut().enumerate().take(w) {
+            let d = |p: &[u16], q: &[u16]| i32::from(p[j]) - i32::from(q[j]);
+            let s = f0 * (d(am2, bm2) + d(ap2, bp2)) + f1 * (d(am1, bm1) + d(ap1, bp1)) + f2 * d(a0, b0);
+            *o = (s + round) >> bpc;
+        }
+    } else {
+        let round = 1i64 << (bpc - 1);
+        for (j, o) in y.iter_mut().enumerate().take(w) {
+            let d = |p: &[u16], q: &[u16]| i64::from(p[j]) - i64::from(q[j]);
+            let s = i64::from(f0) * (d(am2, bm2) + d(ap2, bp2))
+                + i64::from(f1) * (d(am1, bm1) + d(ap1, bp1))
+                + i64::from(f2) * d(a0, b0);
+            *o = ((s + round) >> bpc) as i32;
+        }
     }
-    let (alo, ahi) = a[..2 * n].split_at(n);
-    let (blo, bhi) = b[..2 * n].split_at(n);
+}
+
+/// Sum of absolute values of the blurred difference `a - b`, the raw SAD.
+#[inline(always)]
+fn motion_sad_impl(a: &[u16], b: &[u16], w: usize, h: usize, bpc: u32) -> u64 {
     // Row of vertical results with two mirrored samples on each side.
     let mut y = vec![0i32; w + 4];
     let mut sad = 0u64;
     for i in 0..h {
-        let s = i * w..i * w + w;
-        let mut any = 0i32;
-        let mut big = 0u32;
-        {
-            let yr = &mut y[2..2 + w];
-            for ((((o, &al), &ah), &bl), &bh) in yr
-                .iter_mut()
-                .zip(&alo[s.clone()])
-                .zip(&ahi[s.clone()])
-                .zip(&blo[s.clone()])
-                .zip(&bhi[s.clone()])
-            {
-                let va = i64::from(u32::from(al) | (u32::from(ah) << 16));
-                let vb = i64::from(u32::from(bl) | (u32::from(bh) << 16));
-                let v = ((va - vb + 32768) >> 16) as i32;
-                *o = v;
-                any |= v;
-                big |= v.unsigned_abs();
-            }
-        }
+        vertical_row(a, b, i, w, h, bpc, &mut y[2..2 + w]);
+        let yr = &y[2..2 + w];
+        let any = yr.iter().fold(0i32, |acc, &v| acc | v);
         if any == 0 {
             continue;
         }
+        let big = yr.iter().fold(0u32, |acc, &v| acc | v.unsigned_abs());
         for f in 1..=2usize {
             y[2 - f] = y[2 + mirror(-(f as isize), w)];
             y[2 + w - 1 + f] = y[2 + mirror((w - 1 + f) as isize, w)];
@@ -134,6 +132,42 @@ fn motion_sad_raw(a: &[u16], b: &[u16], w: usize, h: usize) -> u64 {
         sad += u64::from(row_sad);
     }
     sad
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512cd,avx2,fma,bmi1,bmi2,lzcnt,popcnt")]
+fn motion_sad_avx512(a: &[u16], b: &[u16], w: usize, h: usize, bpc: u32) -> u64 {
+    motion_sad_impl(a, b, w, h, bpc)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,bmi1,bmi2,lzcnt,popcnt")]
+fn motion_sad_avx2(a: &[u16], b: &[u16], w: usize, h: usize, bpc: u32) -> u64 {
+    motion_sad_impl(a, b, w, h, bpc)
+}
+
+fn motion_sad_raw(a: &[u16], b: &[u16], w: usize, h: usize) -> u64 {
+    let n = w * h;
+    if w == 0 || h == 0 || a.len() <= n || b.len() <= n {
+        return 0;
+    }
+    let bpc = u32::from(a[n].clamp(1, 16));
+    let (a, b) = (&a[..n], &b[..n]);
+    #[cfg(target_arch = "x86_64")]
+    match crate::vif::isa() {
+        crate::vif::Isa::Avx512 => {
+            #[allow(unsafe_code)]
+            // SAFETY: isa() checked that the CPU has every feature motion_sad_avx512 enables.
+            return unsafe { motion_sad_avx512(a, b, w, h, bpc) };
+        }
+        crate::vif::Isa::Avx2 => {
+            #[allow(unsafe_code)]
+            // SAFETY: isa() checked that the CPU has every feature motion_sad_avx2 enables.
+            return unsafe { motion_sad_avx2(a, b, w, h, bpc) };
+        }
+        crate::vif::Isa::Base => {}
+    }
+    motion_sad_impl(a, b, w, h, bpc)
 }
 
 /// libvmaf's per-pair motion score between the blurred data of the previous

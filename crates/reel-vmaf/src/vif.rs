@@ -11,6 +11,9 @@ use std::sync::OnceLock;
 
 use crate::Plane;
 
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+
 /// Per-scale VIF scores (`integer_vif_scale0..3` in libvmaf's log), plus the
 /// numerator and denominator each is the ratio of (`integer_vif_num_scaleN`,
 /// `integer_vif_den_scaleN` in libvmaf's debug output).
@@ -48,14 +51,6 @@ fn log2_table() -> &'static [u16; 65536] {
     })
 }
 
-/// log2(v) * 2048 from the table, for `v >= 2^15`.
-#[inline]
-fn log2_u64(table: &[u16; 65536], v: u64) -> i64 {
-    let k = 48 - v.leading_zeros() as i32;
-    let m = if k >= 0 { v >> k } else { v << -k };
-    i64::from(table[(m as usize) & 0xffff]) + 2048 * i64::from(k)
-}
-
 /// Reflect an index into `0..n` without repeating the edge sample.
 #[inline]
 fn mirror(i: isize, n: usize) -> usize {
@@ -87,6 +82,73 @@ struct Accum {
     den_log: i64,
     num_non_log: i64,
     den_non_log: i64,
+}
+
+/// Per-lane accumulators, reduced into an [`Accum`] at the end of a scale.
+struct Lanes<const N: usize> {
+    num_log: [i64; N],
+    den_log: [i64; N],
+    num_non_log: [i64; N],
+    den_non_log: [i64; N],
+}
+
+impl<const N: usize> Lanes<N> {
+    fn new() -> Self {
+        Lanes { num_log: [0; N], den_log: [0; N], num_non_log: [0; N], den_non_log: [0; N] }
+    }
+
+    fn add_to(&self, acc: &mut Accum) {
+        acc.num_log += self.num_log.iter().sum::<i64>();
+        acc.den_log += self.den_log.iter().sum::<i64>();
+        acc.num_non_log += self.num_non_log.iter().sum::<i64>();
+        acc.den_non_log += self.den_non_log.iter().sum::<i64>();
+    }
+}
+
+/// The log2 table's upper half as `u32` (`[m - 32768]` for the normalised
+/// mantissas `m` in `32768..=65535`), which vector gathers can read.
+fn log2_table32() -> &'static [u32; 32768] {
+    static TABLE: OnceLock<Box<[u32; 32768]>> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        let t16 = log2_table();
+        let mut t = Box::new([0u32; 32768]);
+        for (i, v) in t.iter_mut().enumerate() {
+            *v = u32::from(t16[i + 32768]);
+        }
+        t
+    })
+}
+
+/// log2(v) * 2048 for `v >= 2^15` (any value for other `v`, never a panic).
+#[inline(always)]
+fn log2_lane(table: &[u32; 32768], v: u64) -> i64 {
+    let k = 48 - v.leading_zeros() as i64;
+    let m = if k >= 0 { v >> (k & 63) } else { v << ((-k) & 63) };
+    i64::from(table[(m as usize) & 0x7fff]) + 2048 * k
+}
+
+/// The statistic of `N` pixels' (co)variances (the scalar path).
+#[inline(always)]
+fn accum_block<const N: usize>(acc: &mut Lanes<N>, table: &[u32; 32768], s1: &[i32; N], s2: &[i32; N], s12: &[i32; N]) {
+    const EPS: f64 = 65536.0 * 1.0e-10;
+    for l in 0..N {
+        let (a, b, c) = (s1[l], s2[l], s12[l]);
+        if i64::from(a) >= i64::from(SIGMA_NSQ) {
+            acc.den_log[l] += log2_lane(table, u64::from(SIGMA_NSQ.wrapping_add(a as u32))) - 2048 * 17;
+            if c > 0 && b > 0 {
+                let g = f64::from(c) / (f64::from(a) + EPS);
+                let sv_sq = (f64::from(b) - g * f64::from(c)) as i32;
+                let sv_sq = sv_sq.max(0) as u32;
+                let g = g.min(GAIN_LIMIT);
+                let numer1 = sv_sq.wrapping_add(SIGMA_NSQ);
+                let numer1_tmp = ((g * g * f64::from(a)) as i64).wrapping_add(i64::from(numer1));
+                acc.num_log[l] += log2_lane(table, numer1_tmp as u64) - log2_lane(table, u64::from(numer1));
+            }
+        } else {
+            acc.num_non_log[l] += i64::from(b);
+            acc.den_non_log[l] += 1;
+        }
+    }
 }
 
 /// A symmetric filter folded around its centre: `c` weighs the centre tap,
@@ -257,9 +319,10 @@ fn hsum<const N: usize, const H: usize>(row: &[u16], c: usize, f: &Folded) -> [u
     a
 }
 
-/// Horizontal pass of columns `c..c + N` and the local (co)variances.
+/// Horizontal pass of columns `c..c + N`, the local (co)variances and
+/// their statistic.
 #[inline(always)]
-fn hblock<const N: usize, const H: usize>(rows: &[Vec<u16>; 8], f: &Folded, c: usize, s1: &mut [i32], s2: &mut [i32], s12: &mut [i32]) {
+fn hblock<const N: usize, const H: usize>(rows: &[Vec<u16>; 8], f: &Folded, c: usize, out: &mut [[i32; N]; 3]) {
     let mu1 = hsum::<N, H>(&rows[0], c, f);
     let mu2 = hsum::<N, H>(&rows[1], c, f);
     let mut sq = [[0u32; N]; 3];
@@ -270,13 +333,7 @@ fn hblock<const N: usize, const H: usize>(rows: &[Vec<u16>; 8], f: &Folded, c: u
             s[l] = hi[l].wrapping_add(lo[l].wrapping_add(32768) >> 16);
         }
     }
-    let (Some(Ok(o1)), Some(Ok(o2)), Some(Ok(o12))) = (
-        s1.get_mut(c..c + N).map(<&mut [i32; N]>::try_from),
-        s2.get_mut(c..c + N).map(<&mut [i32; N]>::try_from),
-        s12.get_mut(c..c + N).map(<&mut [i32; N]>::try_from),
-    ) else {
-        return;
-    };
+    let [o1, o2, o12] = out;
     for l in 0..N {
         let (a, b) = (u64::from(mu1[l]), u64::from(mu2[l]));
         let mu1_sq = ((a * a + 0x8000_0000) >> 32) as u32;
@@ -302,7 +359,7 @@ fn column_taps(plane: &[u16], i: usize, w: usize, h: usize, half: usize) -> [&[u
 /// One scale's (numerator, denominator). At scale 0 the vertical pass rounds
 /// by the sample depth instead of 16 bits.
 #[inline(always)]
-fn statistic<const B: usize, const H: usize, const EXACT: bool>(rf: &[u16], ds: &[u16], w: usize, h: usize, scale: usize, bpc: u32) -> (f32, f32) {
+fn statistic<const B: usize, const H: usize, const EXACT: bool, const V512: bool>(rf: &[u16], ds: &[u16], w: usize, h: usize, scale: usize, bpc: u32) -> (f32, f32) {
     let f = Folded::new(FILTERS[scale]);
     let half = f.half;
     let (mu_shift, sq_shift) = if scale == 0 { (bpc, 2 * (bpc - 8)) } else { (16, 16) };
@@ -312,8 +369,10 @@ fn statistic<const B: usize, const H: usize, const EXACT: bool>(rf: &[u16], ds: 
         sq_shift,
         sq_round: if sq_shift == 0 { 0 } else { 1u32 << (sq_shift - 1) },
     };
-    let table = log2_table();
+    let table = log2_table32();
     let mut acc = Accum::default();
+    let mut lanes = Lanes::<B>::new();
+    let mut lane1 = Lanes::<1>::new();
     let pw = w + 2 * half;
     let mut rows: [Vec<u16>; 8] = std::array::from_fn(|_| vec![0u16; pw]);
     let mut s1 = vec![0i32; w];
@@ -336,41 +395,47 @@ fn statistic<const B: usize, const H: usize, const EXACT: bool>(rf: &[u16], ds: 
         }
         let mut c = 0;
         while c < wb {
-            hblock::<B, H>(&rows, &f, c, &mut s1, &mut s2, &mut s12);
+            let mut o = [[0i32; B]; 3];
+            hblock::<B, H>(&rows, &f, c, &mut o);
+            s1[c..c + B].copy_from_slice(&o[0]);
+            s2[c..c + B].copy_from_slice(&o[1]);
+            s12[c..c + B].copy_from_slice(&o[2]);
             c += B;
         }
         for c in wb..w {
-            hblock::<1, H>(&rows, &f, c, &mut s1, &mut s2, &mut s12);
+            let mut o = [[0i32; 1]; 3];
+            hblock::<1, H>(&rows, &f, c, &mut o);
+            s1[c] = o[0][0];
+            s2[c] = o[1][0];
+            s12[c] = o[2][0];
         }
-        for ((&a, &b), &c) in s1.iter().zip(&s2).zip(&s12) {
-            accumulate(&mut acc, table, a, b, c);
+        let mut done = 0;
+        #[cfg(target_arch = "x86_64")]
+        if V512 {
+            #[allow(unsafe_code)]
+            // SAFETY: V512 is set only on the path isa() chose after checking
+            // every feature accum_row enables.
+            {
+                done = unsafe { avx512::accum_row(&mut acc, table, &s1, &s2, &s12) };
+            }
+        }
+        let mut c = done;
+        while c + B <= w {
+            let blk = |s: &[i32]| -> [i32; B] { std::array::from_fn(|l| s[c + l]) };
+            accum_block::<B>(&mut lanes, table, &blk(&s1), &blk(&s2), &blk(&s12));
+            c += B;
+        }
+        for c in c..w {
+            accum_block::<1>(&mut lane1, table, &[s1[c]], &[s2[c]], &[s12[c]]);
         }
     }
+    lanes.add_to(&mut acc);
+    lane1.add_to(&mut acc);
 
     let num = acc.num_log as f64 / 2048.0
         + (acc.den_non_log as f64 - (acc.num_non_log as f64 / 16384.0) / 65025.0);
     let den = acc.den_log as f64 / 2048.0 + acc.den_non_log as f64;
     (num as f32, den as f32)
-}
-
-#[inline(always)]
-fn accumulate(acc: &mut Accum, table: &[u16; 65536], sigma1_sq: i32, sigma2_sq: i32, sigma12: i32) {
-    if sigma1_sq as i64 >= i64::from(SIGMA_NSQ) {
-        acc.den_log += log2_u64(table, u64::from(SIGMA_NSQ.wrapping_add(sigma1_sq as u32))) - 2048 * 17;
-        if sigma12 > 0 && sigma2_sq > 0 {
-            const EPS: f64 = 65536.0 * 1.0e-10;
-            let g = f64::from(sigma12) / (f64::from(sigma1_sq) + EPS);
-            let sv_sq = (f64::from(sigma2_sq) - g * f64::from(sigma12)) as i32;
-            let sv_sq = sv_sq.max(0) as u32;
-            let g = g.min(GAIN_LIMIT);
-            let numer1 = sv_sq.wrapping_add(SIGMA_NSQ);
-            let numer1_tmp = ((g * g * f64::from(sigma1_sq)) as i64).wrapping_add(i64::from(numer1));
-            acc.num_log += log2_u64(table, numer1_tmp as u64) - log2_u64(table, u64::from(numer1));
-        }
-    } else {
-        acc.num_non_log += i64::from(sigma2_sq);
-        acc.den_non_log += 1;
-    }
 }
 
 /// Vertical low-pass of one plane's columns `c..c + N`, rounded by `shift`.
@@ -471,7 +536,7 @@ fn subsample<const B: usize, const H: usize>(src: &[u16], w: usize, h: usize, fi
 
 /// The four scales, each kernel `B` columns wide.
 #[inline(always)]
-fn vif_impl<const B: usize>(rf0: &[u16], ds0: &[u16], w: usize, h: usize, bpc: u32) -> VifScore {
+fn vif_impl<const B: usize, const V512: bool>(rf0: &[u16], ds0: &[u16], w: usize, h: usize, bpc: u32) -> VifScore {
     let mut out = VifScore { scale: [1.0; 4], num: [0.0; 4], den: [0.0; 4] };
     let mut rf: std::borrow::Cow<[u16]> = std::borrow::Cow::Borrowed(rf0);
     let mut ds: std::borrow::Cow<[u16]> = std::borrow::Cow::Borrowed(ds0);
@@ -491,11 +556,11 @@ fn vif_impl<const B: usize>(rf0: &[u16], ds0: &[u16], w: usize, h: usize, bpc: u
             ch /= 2;
         }
         let (num, den) = match (scale, bpc) {
-            (0, 8) => statistic::<B, 8, true>(&rf, &ds, cw, ch, scale, bpc),
-            (0, _) => statistic::<B, 8, false>(&rf, &ds, cw, ch, scale, bpc),
-            (1, _) => statistic::<B, 4, false>(&rf, &ds, cw, ch, scale, bpc),
-            (2, _) => statistic::<B, 2, false>(&rf, &ds, cw, ch, scale, bpc),
-            _ => statistic::<B, 1, false>(&rf, &ds, cw, ch, scale, bpc),
+            (0, 8) => statistic::<B, 8, true, V512>(&rf, &ds, cw, ch, scale, bpc),
+            (0, _) => statistic::<B, 8, false, V512>(&rf, &ds, cw, ch, scale, bpc),
+            (1, _) => statistic::<B, 4, false, V512>(&rf, &ds, cw, ch, scale, bpc),
+            (2, _) => statistic::<B, 2, false, V512>(&rf, &ds, cw, ch, scale, bpc),
+            _ => statistic::<B, 1, false, V512>(&rf, &ds, cw, ch, scale, bpc),
         };
         out.num[scale] = num;
         out.den[scale] = den;
@@ -507,13 +572,13 @@ fn vif_impl<const B: usize>(rf0: &[u16], ds0: &[u16], w: usize, h: usize, bpc: u
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512cd,avx2,fma,bmi1,bmi2,lzcnt,popcnt")]
 fn vif_avx512(rf: &[u16], ds: &[u16], w: usize, h: usize, bpc: u32) -> VifScore {
-    vif_impl::<16>(rf, ds, w, h, bpc)
+    vif_impl::<16, true>(rf, ds, w, h, bpc)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,bmi1,bmi2,lzcnt,popcnt")]
 fn vif_avx2(rf: &[u16], ds: &[u16], w: usize, h: usize, bpc: u32) -> VifScore {
-    vif_impl::<8>(rf, ds, w, h, bpc)
+    vif_impl::<8, false>(rf, ds, w, h, bpc)
 }
 
 /// Which kernels this CPU can run, decided once.
@@ -529,9 +594,12 @@ pub(crate) enum Isa {
 pub(crate) fn isa() -> Isa {
     static ISA: OnceLock<Isa> = OnceLock::new();
     *ISA.get_or_init(|| {
-        if std::env::var_os("REEL_VMAF_NO_SIMD").is_some() {
+        // REEL_VMAF_ISA=base|avx2 caps the kernels (for testing every path).
+        let cap = std::env::var("REEL_VMAF_ISA").unwrap_or_default();
+        if cap == "base" {
             Isa::Base
-        } else if is_x86_feature_detected!("avx512f")
+        } else if cap != "avx2"
+            && is_x86_feature_detected!("avx512f")
             && is_x86_feature_detected!("avx512bw")
             && is_x86_feature_detected!("avx512vl")
             && is_x86_feature_detected!("avx512dq")
@@ -591,5 +659,5 @@ pub fn vif(reference: &Plane, distorted: &Plane) -> VifScore {
         }
         Isa::Base => {}
     }
-    vif_impl::<8>(rf, ds, w, h, bpc)
+    vif_impl::<8, false>(rf, ds, w, h, bpc)
 }

@@ -21,6 +21,7 @@ pub fn routes() -> Router<AppState> {
         .route("/genres", get(genres))
         .route("/admin/titles", post(admin_create))
         .route("/admin/titles/{id}", patch(admin_update).delete(admin_delete))
+        .route("/admin/titles/{id}/ladder", get(admin_ladder))
         .route("/admin/genres", post(admin_genre))
 }
 
@@ -311,6 +312,18 @@ async fn admin_delete(State(state): State<AppState>, _admin: Admin, Path(id): Pa
         Err(StoreError::NotFound) => Err(ApiError::not_found("title")),
         Err(e) => Err(e.into()),
     }
+}
+
+/// The per-title ladder the ingest pipeline chose: candidates (bitrate,
+/// VMAF), the convex hull, the rungs, and the fixed-ladder comparison.
+async fn admin_ladder(State(state): State<AppState>, _admin: Admin, Path(id): Path<String>) -> ApiResult<Response> {
+    check_id(&id, "title")?;
+    let text = state.store.ladder(&id).await?.ok_or_else(|| ApiError::not_found("ladder"))?;
+    let doc: Value = serde_json::from_str(&text).map_err(|e| {
+        tracing::warn!(message = "stored ladder is unreadable", title = %id, error = %e);
+        ApiError::internal()
+    })?;
+    Ok(axum::Json(doc).into_response())
 }
 
 #[derive(Deserialize)]

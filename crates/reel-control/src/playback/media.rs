@@ -19,6 +19,7 @@ use tower::ServiceExt;
 pub fn media_routes() -> Router<AppState> {
     Router::new()
         .route("/media/{token}/{title}/master.m3u8", get(master))
+        .route("/media/{token}/{title}/manifest.mpd", get(dash_manifest))
         .route("/media/{token}/{title}/{rendition}/{file}", get(file))
 }
 
@@ -38,7 +39,7 @@ async fn master(State(state): State<AppState>, Path((token, title)): Path<(Strin
     for r in renditions.iter().filter(|r| r.height as u32 <= claims.mh) {
         any = true;
         m3u8.push_str(&format!(
-            "#EXT-X-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={},RESOLUTION={}x{},CODECS=\"{}\",FRAME-RATE=24.000\n{}\n",
+            "#EXT-X-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={},RESOLUTION={}x{},CODECS=\"{}\"\n{}\n",
             r.bandwidth, r.average_bandwidth, r.width, r.height, r.codecs, r.playlist
         ));
     }
@@ -50,6 +51,40 @@ async fn master(State(state): State<AppState>, Path((token, title)): Path<(Strin
         m3u8,
     )
         .into_response())
+}
+
+/// The DASH manifest over the same CMAF segments as the HLS playlists,
+/// limited (like the master playlist) to what the viewer's plan allows.
+async fn dash_manifest(State(state): State<AppState>, Path((token, title)): Path<(String, String)>) -> ApiResult<Response> {
+    check_id(&title, "title")?;
+    let claims = check_token(&state, &token, &title)?;
+    let renditions: Vec<reel_media::dash::DashRendition> = state
+        .store
+        .renditions(&title)
+        .await?
+        .into_iter()
+        .filter(|r| r.height as u32 <= claims.mh)
+        .map(|r| reel_media::dash::DashRendition {
+            name: r.name,
+            width: r.width as u32,
+            height: r.height as u32,
+            bandwidth: r.bandwidth as u64,
+            codecs: r.codecs,
+            playlist: r.playlist,
+        })
+        .collect();
+    if renditions.is_empty() {
+        return Err(ApiError::not_found("media"));
+    }
+    let dir = state.config.origin_dir.join(&title);
+    let mpd = tokio::task::spawn_blocking(move || reel_media::dash::mpd(&dir, &renditions))
+        .await
+        .map_err(|_| ApiError::internal())?
+        .map_err(|e| {
+            tracing::warn!(message = "cannot describe the package as DASH", error = %e);
+            ApiError::not_found("media")
+        })?;
+    Ok(([(header::CONTENT_TYPE, "application/dash+xml"), (header::CACHE_CONTROL, "private, no-cache")], mpd).into_response())
 }
 
 async fn file(

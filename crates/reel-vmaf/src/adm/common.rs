@@ -1,8 +1,6 @@
 //! Pieces shared by all levels: the Watson noise-floor model, the
 //! reciprocal table, frame regions and the angle test.
 
-use std::sync::OnceLock;
-
 /// Luma parameters of Watson et al.'s DWT visibility model:
 /// amplitude `a`, `k`, `f0` and the per-orientation `g`.
 const MODEL_A: f32 = 0.495;
@@ -40,20 +38,6 @@ pub fn rfactor(scale: usize) -> [f32; 3] {
     let f1 = quant_step(scale, 1);
     let f2 = quant_step(scale, 2);
     [1.0 / f1, 1.0 / f1, 1.0 / f2]
-}
-
-/// Reciprocal table: `2^30 / i` for `i` in -32768..=32768 (index + 32768).
-pub fn recip_table() -> &'static [i32; 65537] {
-    static TABLE: OnceLock<Box<[i32; 65537]>> = OnceLock::new();
-    TABLE.get_or_init(|| {
-        let mut t = Box::new([0i32; 65537]);
-        for i in 1..=32768i32 {
-            let r = (1i32 << 30) / i;
-            t[(32768 + i) as usize] = r;
-            t[(32768 - i) as usize] = -r;
-        }
-        t
-    })
 }
 
 /// `cos(1 degree)^2` rounded to single precision.
@@ -139,6 +123,77 @@ pub fn neighbours(i: usize, n: usize) -> (usize, usize) {
     (prev, next)
 }
 
+/// The decoupled rows (restored detail `r`, CSF-weighted impairment `csf`
+/// and its masking contribution `flt`) of the three most recent band rows:
+/// the numerator only ever needs rows `i - 1 ..= i + 1`, so the decoupling
+/// is computed row by row into this ring instead of whole planes. Each
+/// buffer holds the h, v and d orientations back to back (`3 * w`).
+pub struct RowCache<T> {
+    w: usize,
+    tag: [usize; 3],
+    r: [Vec<T>; 3],
+    csf: [Vec<T>; 3],
+    flt: [Vec<T>; 3],
+}
+
+impl<T: Copy + Default> RowCache<T> {
+    pub fn new(w: usize) -> Self {
+        let v = || vec![T::default(); 3 * w];
+        RowCache {
+            w,
+            tag: [usize::MAX; 3],
+            r: [v(), v(), v()],
+            csf: [v(), v(), v()],
+            flt: [v(), v(), v()],
+        }
+    }
+
+    /// The buffers (r, csf, flt) of row `row` if it still has to be
+    /// computed, which the caller must then do; `None` when cached. Rows
+    /// used together must differ by at most 2. (No closure here: closures
+    /// would not inherit the SIMD target features of the caller.)
+    #[inline(always)]
+    #[allow(clippy::type_complexity)]
+    pub fn missing(&mut self, row: usize) -> Option<(&mut [T], &mut [T], &mut [T])> {
+        let k = row % 3;
+        if self.tag[k] == row {
+            return None;
+        }
+        self.tag[k] = row;
+        Some((&mut self.r[k], &mut self.csf[k], &mut self.flt[k]))
+    }
+
+    /// Orientation `b` of the restored detail of a cached row.
+    #[inline(always)]
+    pub fn r(&self, row: usize, b: usize) -> &[T] {
+        &self.r[row % 3][b * self.w..(b + 1) * self.w]
+    }
+
+    #[inline(always)]
+    pub fn csf(&self, row: usize, b: usize) -> &[T] {
+        &self.csf[row % 3][b * self.w..(b + 1) * self.w]
+    }
+
+    #[inline(always)]
+    pub fn flt(&self, row: usize, b: usize) -> &[T] {
+        &self.flt[row % 3][b * self.w..(b + 1) * self.w]
+    }
+}
+
+/// Zero the parts of the three `w`-long orientation rows in `buf` that lie
+/// outside `left..right` (all of them when `all`).
+#[inline(always)]
+pub fn zero_outside<T: Copy + Default>(buf: &mut [T], w: usize, left: usize, right: usize, all: bool) {
+    for row in buf.chunks_exact_mut(w) {
+        if all {
+            row.fill(T::default());
+        } else {
+            row[..left].fill(T::default());
+            row[right..].fill(T::default());
+        }
+    }
+}
+
 /// Per-thread pool of work buffers: a frame needs a few dozen planes of
 /// intermediates and fresh allocations of that size cost page faults on
 /// every frame. Buffers are handed out zeroed.
@@ -185,4 +240,13 @@ pub mod pool {
     pub fn put32(v: Vec<i32>) {
         P32.with(|p| p.borrow_mut().push(v));
     }
+}
+
+// PROF-TMP
+pub static PROF: [std::sync::atomic::AtomicU64; 8] = [const { std::sync::atomic::AtomicU64::new(0) }; 8];
+#[inline(always)]
+pub fn prof_add(k: usize, t: std::time::Instant) -> std::time::Instant {
+    let now = std::time::Instant::now();
+    PROF[k].fetch_add((now - t).as_nanos() as u64, std::sync::atomic::Ordering::Relaxed);
+    now
 }

@@ -30,6 +30,7 @@ pub struct Bands<T> {
 /// length `n`. Position 0 reflects about the first sample; the far end
 /// mirrors with the edge sample repeated. Positions are finally clamped so
 /// that degenerate (tiny) axes stay in bounds.
+#[inline(always)]
 pub fn taps(i: usize, n: usize) -> [usize; 4] {
     let last = n.saturating_sub(1);
     let mirror = |p: usize| -> usize {
@@ -45,6 +46,7 @@ pub fn taps(i: usize, n: usize) -> [usize; 4] {
 }
 
 /// Range `1..end` of output positions whose taps need no mirroring.
+#[inline(always)]
 fn interior_end(n: usize) -> usize {
     let half = n.div_ceil(2);
     // For j <= half - 3 the last tap 2j + 2 <= n - 3.
@@ -53,6 +55,7 @@ fn interior_end(n: usize) -> usize {
 
 /// Horizontal analysis of one row of 16-bit intermediates: `lo_out` gets the
 /// low-pass, `hi_out` the high-pass output (both `(n + 1) / 2` long).
+#[inline(always)]
 fn hpass16(tmp: &[i16], lo_out: &mut [i16], hi_out: &mut [i16]) {
     let n = tmp.len();
     let half = lo_out.len();
@@ -93,6 +96,7 @@ fn hpass16(tmp: &[i16], lo_out: &mut [i16], hi_out: &mut [i16]) {
 }
 
 /// First level, straight from the luma samples (`bpc` significant bits).
+#[inline(always)]
 pub fn dwt_scale0(src: &[u16], w: usize, h: usize, bpc: u32) -> Bands<i16> {
     let w2 = w.div_ceil(2);
     let h2 = h.div_ceil(2);
@@ -151,6 +155,7 @@ const VP_SHIFT: [u32; 3] = [0, 16, 16];
 const HP_ROUND: [i64; 3] = [16384, 32768, 16384];
 const HP_SHIFT: [u32; 3] = [15, 16, 15];
 
+#[inline(always)]
 fn hpass32(tmp: &[i32], lo_out: &mut [i32], hi_out: &mut [i32], round: i64, shift: u32) {
     let n = tmp.len();
     let half = lo_out.len();
@@ -190,6 +195,7 @@ fn hpass32(tmp: &[i32], lo_out: &mut [i32], hi_out: &mut [i32], round: i64, shif
 }
 
 /// Levels 1..=3, from the previous approximation band (`w * h`, row-major).
+#[inline(always)]
 pub fn dwt_scale123(src: &[i32], w: usize, h: usize, scale: usize) -> Bands<i32> {
     let k = scale.clamp(1, 3) - 1;
     let w2 = w.div_ceil(2);

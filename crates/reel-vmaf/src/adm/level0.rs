@@ -1,10 +1,9 @@
 //! The finest level, whose bands are 16-bit.
 
 use super::common::{
-    ceil_log2_minus, cos1_sq, half, inner_region, neighbours, outer_region,
-    rfactor,
+    ceil_log2_minus, cos1_sq, half, inner_region, neighbours, outer_region, rfactor,
+    zero_outside, Region, RowCache,
 };
-use super::common::pool;
 use super::dwt::Bands;
 
 /// Fixed-point reciprocal thresholds of level 0 for the default viewing
@@ -15,31 +14,6 @@ const CSF_ROUND: [i32; 3] = [16384, 16384, 65535];
 /// 1/30 and 1/15 in fixed point.
 const ONE_BY_30: i32 = 4369;
 const ONE_BY_15: i32 = 8738;
-
-/// Per-orientation output of decoupling + CSF: the restored reference
-/// part `r`, the weighted additive impairment `csf` and its masking
-/// contribution `flt`.
-pub struct Masked<T> {
-    pub r: [Vec<T>; 3],
-    pub csf: [Vec<T>; 3],
-    pub flt: [Vec<T>; 3],
-}
-
-impl Masked<i16> {
-    pub fn recycle(self) {
-        for v in self.r.into_iter().chain(self.csf).chain(self.flt) {
-            pool::put16(v);
-        }
-    }
-}
-
-impl Masked<i32> {
-    pub fn recycle(self) {
-        for v in self.r.into_iter().chain(self.csf).chain(self.flt) {
-            pool::put32(v);
-        }
-    }
-}
 
 /// Restored part of distorted coefficient `t` given reference `o`:
 /// `clamp(t / o, 0, 1) * o` in Q15, then the enhancement gain limit of 100
@@ -61,74 +35,87 @@ fn restore16(o: i16, t: i16, angle: bool) -> i16 {
     out as i16
 }
 
-/// Split the distorted bands into restored reference and additive
-/// impairment, then apply the CSF to the impairment.
-pub fn decouple_csf(r: &Bands<i16>, d: &Bands<i16>) -> Masked<i16> {
-    let (w, h) = (r.w, r.h);
-    let n = w * h;
-    let cos_sq = cos1_sq();
-    let mut m = Masked {
-        r: [pool::i16s(n), pool::i16s(n), pool::i16s(n)],
-        csf: [pool::i16s(n), pool::i16s(n), pool::i16s(n)],
-        flt: [pool::i16s(n), pool::i16s(n), pool::i16s(n)],
-    };
-    let reg = outer_region(w, h);
-    let mut angle = vec![false; reg.right - reg.left];
-    for i in reg.top..reg.bottom {
-        let s = i * w + reg.left..i * w + reg.right;
-        let oh = &r.h_band[s.clone()];
-        let ov = &r.v[s.clone()];
-        let th = &d.h_band[s.clone()];
-        let tv = &d.v[s.clone()];
-        // The angle test couples h and v; evaluate it first for the row.
-        for (ang, ((&oh, &ov), (&th, &tv))) in
-            angle.iter_mut().zip(oh.iter().zip(ov).zip(th.iter().zip(tv)))
+/// Split row `i` of the distorted bands into restored reference and
+/// additive impairment, then apply the CSF to the impairment. Outside
+/// `reg` (the scored region plus the masking reach) everything is zero.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn decouple_row(
+    r: &Bands<i16>,
+    d: &Bands<i16>,
+    i: usize,
+    reg: &Region,
+    cos_sq: f64,
+    angle: &mut [bool],
+    out_r: &mut [i16],
+    out_csf: &mut [i16],
+    out_flt: &mut [i16],
+) {
+    let w = r.w;
+    let outside = i < reg.top || i >= reg.bottom;
+    for buf in [&mut *out_r, &mut *out_csf, &mut *out_flt] {
+        zero_outside(buf, w, reg.left, reg.right, outside);
+    }
+    if outside {
+        return;
+    }
+    let s = i * w + reg.left..i * w + reg.right;
+    let oh = &r.h_band[s.clone()];
+    let ov = &r.v[s.clone()];
+    let th = &d.h_band[s.clone()];
+    let tv = &d.v[s.clone()];
+    let t0 = std::time::Instant::now();
+    // The angle test couples h and v; evaluate it first for the row.
+    for (ang, ((&oh, &ov), (&th, &tv))) in
+        angle.iter_mut().zip(oh.iter().zip(ov).zip(th.iter().zip(tv)))
+    {
+        *ang = {
+            // Products of 16-bit values are exact in f64; rounding the
+            // exact sum to f32 equals libvmaf's int64 -> float.
+            let (oh, ov, th, tv) = (f64::from(oh), f64::from(ov), f64::from(th), f64::from(tv));
+            let dot = f64::from((oh * th + ov * tv) as f32) / 4096.0;
+            let o2 = f64::from((oh * oh + ov * ov) as f32) / 4096.0;
+            let t2 = f64::from((th * th + tv * tv) as f32) / 4096.0;
+            dot >= 0.0 && dot * dot >= cos_sq * o2 * t2
+        };
+    }
+    super::common::prof_add(3, t0);
+    let bands_o = [&r.h_band, &r.v, &r.d];
+    let bands_t = [&d.h_band, &d.v, &d.d];
+    for b in 0..3 {
+        let o = &bands_o[b][s.clone()];
+        let t = &bands_t[b][s.clone()];
+        let cols = b * w + reg.left..b * w + reg.right;
+        let ro = &mut out_r[cols.clone()];
+        let co = &mut out_csf[cols.clone()];
+        let fo = &mut out_flt[cols];
+        let (rf, round, shift) = (RF[b], CSF_ROUND[b], CSF_SHIFT[b]);
+        for (((((&o, &t), &ang), ro), co), fo) in o
+            .iter()
+            .zip(t)
+            .zip(&*angle)
+            .zip(ro.iter_mut())
+            .zip(co.iter_mut())
+            .zip(fo.iter_mut())
         {
-            *ang = {
-                // Products of 16-bit values are exact in f64; rounding the
-                // exact sum to f32 equals libvmaf's int64 -> float.
-                let (oh, ov, th, tv) = (f64::from(oh), f64::from(ov), f64::from(th), f64::from(tv));
-                let dot = f64::from((oh * th + ov * tv) as f32) / 4096.0;
-                let o2 = f64::from((oh * oh + ov * ov) as f32) / 4096.0;
-                let t2 = f64::from((th * th + tv * tv) as f32) / 4096.0;
-                dot >= 0.0 && dot * dot >= cos_sq * o2 * t2
-            };
-        }
-        let bands_o = [&r.h_band, &r.v, &r.d];
-        let bands_t = [&d.h_band, &d.v, &d.d];
-        for b in 0..3 {
-            let o = &bands_o[b][s.clone()];
-            let t = &bands_t[b][s.clone()];
-            let ro = &mut m.r[b][s.clone()];
-            let co = &mut m.csf[b][s.clone()];
-            let fo = &mut m.flt[b][s.clone()];
-            let (rf, round, shift) = (RF[b], CSF_ROUND[b], CSF_SHIFT[b]);
-            for (((((&o, &t), &ang), ro), co), fo) in o
-                .iter()
-                .zip(t)
-                .zip(&angle)
-                .zip(ro.iter_mut())
-                .zip(co.iter_mut())
-                .zip(fo.iter_mut())
-            {
-                let rst = restore16(o, t, ang);
-                *ro = rst;
-                let a = t.wrapping_sub(rst);
-                let x = ((rf * i32::from(a) + round) >> shift) as i16;
-                *co = x;
-                *fo = ((ONE_BY_30 * i32::from(x).abs() + 2048) >> 12) as i16;
-            }
+            let rst = restore16(o, t, ang);
+            *ro = rst;
+            let a = t.wrapping_sub(rst);
+            let x = ((rf * i32::from(a) + round) >> shift) as i16;
+            *co = x;
+            *fo = ((ONE_BY_30 * i32::from(x).abs() + 2048) >> 12) as i16;
         }
     }
-    m
 }
 
 /// Cube-root pooled value of one band sum, plus the area term.
+#[inline(always)]
 fn pooled(v: f32, add: f32) -> f32 {
     v.powf(1.0 / 3.0) + add
 }
 
 /// Denominator of level 0: CSF-weighted reference energy.
+#[inline(always)]
 pub fn denominator(r: &Bands<i16>) -> f32 {
     let (w, h) = (r.w, r.h);
     let reg = inner_region(w, h);
@@ -139,13 +126,13 @@ pub fn denominator(r: &Bands<i16>) -> f32 {
     for i in reg.top..reg.bottom {
         let s = i * w + reg.left..i * w + reg.right;
         for (b, band) in [&r.h_band, &r.v, &r.d].into_iter().enumerate() {
-            let row: u64 = band[s.clone()]
-                .iter()
-                .map(|&x| {
-                    let a = u64::from(x.unsigned_abs());
-                    a * a * a
-                })
-                .sum();
+            // Plain loops, not iterator adapters: closures would not inherit
+            // the SIMD target features of the caller.
+            let mut row = 0u64;
+            for &x in &band[s.clone()] {
+                let a = u64::from(x.unsigned_abs());
+                row += a * a * a;
+            }
             acc[b] += (row + round) >> shift;
         }
     }
@@ -162,16 +149,15 @@ pub fn denominator(r: &Bands<i16>) -> f32 {
 
 /// Sum of the 3x3 masking neighbourhood over the three orientations for
 /// each column of row `i` (`thr.len() == w`).
-fn threshold_row(m: &Masked<i16>, w: usize, h: usize, i: usize, thr: &mut [i32], col: &mut [i32]) {
+#[inline(always)]
+fn threshold_row(m: &RowCache<i16>, w: usize, h: usize, i: usize, thr: &mut [i32], col: &mut [i32]) {
     let (p, n) = neighbours(i, h);
     thr.fill(0);
     for b in 0..3 {
-        let f = &m.flt[b];
-        let a = &m.csf[b];
-        let fp = &f[p * w..p * w + w];
-        let fc = &f[i * w..i * w + w];
-        let fnx = &f[n * w..n * w + w];
-        let ac = &a[i * w..i * w + w];
+        let fp = m.flt(p, b);
+        let fc = m.flt(i, b);
+        let fnx = m.flt(n, b);
+        let ac = m.csf(i, b);
         for (((c, &x), &y), &z) in col.iter_mut().zip(fp).zip(fc).zip(fnx) {
             *c = i32::from(x) + i32::from(y) + i32::from(z);
         }
@@ -197,8 +183,14 @@ fn threshold_row(m: &Masked<i16>, w: usize, h: usize, i: usize, thr: &mut [i32],
 }
 
 /// Numerator of level 0: contrast-masked restored detail.
-pub fn numerator(m: &Masked<i16>, w: usize, h: usize) -> f32 {
+#[inline(always)]
+pub fn numerator(r: &Bands<i16>, d: &Bands<i16>) -> f32 {
+    let (w, h) = (r.w, r.h);
     let reg = inner_region(w, h);
+    let outer = outer_region(w, h);
+    let cos_sq = cos1_sq();
+    let mut angle = vec![false; outer.right - outer.left];
+    let mut m = RowCache::<i16>::new(w);
     // Rows/columns touching the frame edge are only scored when the border
     // cut is empty; the ranges below reproduce libvmaf's visiting order.
     let rows = if reg.top > 0 { reg.top..reg.bottom } else { 0..h };
@@ -216,25 +208,33 @@ pub fn numerator(m: &Masked<i16>, w: usize, h: usize) -> f32 {
     let mut col = vec![0i32; w];
     let mut acc = [0i64; 3];
     for i in rows {
-        threshold_row(m, w, h, i, &mut thr, &mut col);
+        let (p, n) = neighbours(i, h);
+        let t0 = std::time::Instant::now();
+        for k in [p, i, n] {
+            if let Some((ro, co, fo)) = m.missing(k) {
+                decouple_row(r, d, k, &outer, cos_sq, &mut angle, ro, co, fo);
+            }
+        }
+        let t0 = super::common::prof_add(0, t0);
+        threshold_row(&m, w, h, i, &mut thr, &mut col);
+        let t0 = super::common::prof_add(1, t0);
         let t = &thr[cols.clone()];
         for b in 0..3 {
-            let src = &m.r[b][i * w + cols.start..i * w + cols.end];
+            let src = &m.r(i, b)[cols.clone()];
             let (sq, sub, cb) = (sq_shift[b], sub_shift[b], cub[b]);
             let (sq_r, cb_r) = (half(sq), half(cb));
             let rf = RF[b];
-            let row: i64 = src
-                .iter()
-                .zip(t)
-                .map(|(&s, &th)| {
-                    let x = (i32::from(s) * rf).abs() - (th << sub);
-                    let x = x.max(0);
-                    let x2 = ((i64::from(x) * i64::from(x) + sq_r) >> sq) as i32;
-                    (i64::from(x2) * i64::from(x) + cb_r) >> cb
-                })
-                .sum();
+            let mut row = 0i64;
+            for (&s, &th) in src.iter().zip(t) {
+                let x = (i32::from(s) * rf).abs() - (th << sub);
+                let x = x.max(0);
+                // x * x >= 0: the shift may be a logical one.
+                let x2 = (((i64::from(x) * i64::from(x) + sq_r) as u64) >> sq) as i32;
+                row += (i64::from(x2) * i64::from(x) + cb_r) >> cb;
+            }
             acc[b] += (row + inner_round) >> inner;
         }
+        super::common::prof_add(2, t0);
     }
     let reg_area = reg.area();
     let add = (reg_area as f32 / 32.0).powf(1.0 / 3.0);

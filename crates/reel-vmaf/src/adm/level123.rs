@@ -1,12 +1,10 @@
 //! The three coarser levels, whose bands are 32-bit.
 
 use super::common::{
-    ceil_log2_minus, cos1_sq, half, inner_region, neighbours, outer_region, recip_table,
-    rfactor, within_one_degree,
+    ceil_log2_minus, cos1_sq, half, inner_region, neighbours, outer_region,
+    rfactor, within_one_degree, zero_outside, Region, RowCache,
 };
-use super::common::pool;
 use super::dwt::Bands;
-use super::level0::Masked;
 
 /// 1/30 and 1/15 in Q32.
 const ONE_BY_30: i64 = 143_165_577;
@@ -16,33 +14,46 @@ const ONE_BY_15: i64 = 286_331_153;
 /// subtracts 2^31; reproduced for bit-exactness.
 const Q32_ROUND: i64 = -(1i64 << 31);
 
-/// Q32 reciprocal thresholds of `scale`.
-fn rf32(scale: usize) -> [i64; 3] {
+/// Q32 reciprocal thresholds of `scale`. For the fixed viewing conditions
+/// they are all below 2^28 (1/21.9 at most), so they fit an i32, which
+/// lets the products below use 32x32 -> 64-bit multiplies.
+#[inline(always)]
+fn rf32(scale: usize) -> [i32; 3] {
     let rf = rfactor(scale);
     let q = 2f64.powi(32);
-    [
-        (f64::from(rf[0]) * q) as u32 as i64,
-        (f64::from(rf[1]) * q) as u32 as i64,
-        (f64::from(rf[2]) * q) as u32 as i64,
-    ]
+    let fix = |r: f32| i32::try_from((f64::from(r) * q) as u32).unwrap_or(i32::MAX);
+    [fix(rf[0]), fix(rf[1]), fix(rf[2])]
 }
 
 /// 32-bit counterpart of the level-0 restoration: the reciprocal of a
 /// large reference is taken from its top 15 significant bits.
+///
+/// Written without table lookups or data-dependent branches so that the
+/// calling loop vectorises: the table entry `trunc(2^30 / m)` is exact in
+/// f64 (for `m <= 2^15` the quotient is at least `1/m` away from the next
+/// integer, far more than its rounding error), the arithmetic shift of a
+/// clamped-at-zero value is done as a logical one, and the i64 products
+/// only keep bits that survive the final truncation.
 #[inline(always)]
-fn restore32(tab: &[i32; 65537], o: i32, t: i32, angle: bool) -> i32 {
+fn restore32(o: i32, t: i32, angle: bool) -> i32 {
     let abs = o.unsigned_abs();
     // Keep the top 15 significant bits (rounded) of large references.
     let sh = 17u32.saturating_sub(abs.leading_zeros());
     let m = (abs.wrapping_add((1u32 << sh) >> 1)) >> sh;
-    // m <= 2^15 always; the min() only lets the bounds check go.
-    let recip = i64::from(tab[(m as usize).min(32768) + 32768]);
+    // m == 0 only for o == 0, whose restored value is 0 whatever q is.
+    let recip = (1073741824.0 / f64::from(m.max(1) as i32)) as i32;
     let signed = if o < 0 { -recip } else { recip };
-    let q = ((signed * i64::from(t) + (1i64 << (14 + sh))) >> (15 + sh)).clamp(0, 32768);
-    let rst = ((q * i64::from(o) + 16384) >> 15) as i32;
-    let boosted = i64::from(rst) * 100;
-    let t64 = i64::from(t);
-    let limited = (if o > 0 { boosted.min(t64) } else { boosted.max(t64) }) as i32;
+    // |signed| <= 2^30, so the product and rounding stay within i64.
+    let y = i64::from(signed) * i64::from(t) + (1i64 << (14 + sh));
+    let q = if y < 0 { 0 } else { ((y as u64) >> (15 + sh)).min(32768) as i32 };
+    // Bits 15..47 of q * o, the same for a logical or an arithmetic shift.
+    let rst = ((i64::from(q) * i64::from(o) + 16384) as u64 >> 15) as i32;
+    // min/max(rst * 100, t) in i64, as libvmaf: when rst * 100 leaves the
+    // i32 range it is beyond t on the side that selects t.
+    let big = rst.unsigned_abs() > 21_474_836;
+    let boosted = rst.wrapping_mul(100);
+    let limited = if o > 0 { boosted.min(t) } else { boosted.max(t) };
+    let limited = if big { t } else { limited };
     if angle & (q > 0) & (o != 0) {
         limited
     } else {
@@ -50,69 +61,101 @@ fn restore32(tab: &[i32; 65537], o: i32, t: i32, angle: bool) -> i32 {
     }
 }
 
-pub fn decouple_csf(r: &Bands<i32>, d: &Bands<i32>, scale: usize) -> Masked<i32> {
-    let (w, h) = (r.w, r.h);
-    let n = w * h;
-    let tab = recip_table();
-    let cos_sq = cos1_sq();
-    let rf = rf32(scale);
-    let mut m = Masked {
-        r: [pool::i32s(n), pool::i32s(n), pool::i32s(n)],
-        csf: [pool::i32s(n), pool::i32s(n), pool::i32s(n)],
-        flt: [pool::i32s(n), pool::i32s(n), pool::i32s(n)],
-    };
-    let reg = outer_region(w, h);
-    let mut angle = vec![false; reg.right - reg.left];
-    for i in reg.top..reg.bottom {
+/// Decoupling and CSF of row `i` (see the level-0 counterpart).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn decouple_row(
+    r: &Bands<i32>,
+    d: &Bands<i32>,
+    i: usize,
+    reg: &Region,
+    cos_sq: f64,
+    rf: &[i32; 3],
+    angle: &mut [bool],
+    out_r: &mut [i32],
+    out_csf: &mut [i32],
+    out_flt: &mut [i32],
+) {
+    let w = r.w;
+    let outside = i < reg.top || i >= reg.bottom;
+    for buf in [&mut *out_r, &mut *out_csf, &mut *out_flt] {
+        zero_outside(buf, w, reg.left, reg.right, outside);
+    }
+    if outside {
+        return;
+    }
+    {
         let s = i * w + reg.left..i * w + reg.right;
         let oh = &r.h_band[s.clone()];
         let ov = &r.v[s.clone()];
         let th = &d.h_band[s.clone()];
         let tv = &d.v[s.clone()];
-        for (a, ((&oh, &ov), (&th, &tv))) in
-            angle.iter_mut().zip(oh.iter().zip(ov).zip(th.iter().zip(tv)))
-        {
-            *a = within_one_degree(
-                cos_sq,
-                i64::from(oh),
-                i64::from(ov),
-                i64::from(th),
-                i64::from(tv),
-            );
+        // Below 2^26 in magnitude all products and sums are exact in f64,
+        // and rounding the exact value to f32 is libvmaf's int64 -> float:
+        // the common case, which vectorises. Otherwise in i64.
+        let mut bits = 0u32;
+        for (((&a, &b), &c), &d) in oh.iter().zip(ov).zip(th).zip(tv) {
+            bits |= a.unsigned_abs() | b.unsigned_abs() | c.unsigned_abs() | d.unsigned_abs();
+        }
+        if bits < 1 << 26 {
+            for (a, ((&oh, &ov), (&th, &tv))) in
+                angle.iter_mut().zip(oh.iter().zip(ov).zip(th.iter().zip(tv)))
+            {
+                let (oh, ov, th, tv) = (f64::from(oh), f64::from(ov), f64::from(th), f64::from(tv));
+                let dot = f64::from((oh * th + ov * tv) as f32) / 4096.0;
+                let o2 = f64::from((oh * oh + ov * ov) as f32) / 4096.0;
+                let t2 = f64::from((th * th + tv * tv) as f32) / 4096.0;
+                *a = dot >= 0.0 && dot * dot >= cos_sq * o2 * t2;
+            }
+        } else {
+            for (a, ((&oh, &ov), (&th, &tv))) in
+                angle.iter_mut().zip(oh.iter().zip(ov).zip(th.iter().zip(tv)))
+            {
+                *a = within_one_degree(
+                    cos_sq,
+                    i64::from(oh),
+                    i64::from(ov),
+                    i64::from(th),
+                    i64::from(tv),
+                );
+            }
         }
         let bands_o = [&r.h_band, &r.v, &r.d];
         let bands_t = [&d.h_band, &d.v, &d.d];
         for b in 0..3 {
             let o = &bands_o[b][s.clone()];
             let t = &bands_t[b][s.clone()];
-            let ro = &mut m.r[b][s.clone()];
-            let co = &mut m.csf[b][s.clone()];
-            let fo = &mut m.flt[b][s.clone()];
+            let cols = b * w + reg.left..b * w + reg.right;
+            let ro = &mut out_r[cols.clone()];
+            let co = &mut out_csf[cols.clone()];
+            let fo = &mut out_flt[cols];
             let f = rf[b];
             for (((((&o, &t), &ang), ro), co), fo) in o
                 .iter()
                 .zip(t)
-                .zip(&angle)
+                .zip(&*angle)
                 .zip(ro.iter_mut())
                 .zip(co.iter_mut())
                 .zip(fo.iter_mut())
             {
-                let rst = restore32(tab, o, t, ang);
+                let rst = restore32(o, t, ang);
                 *ro = rst;
                 let a = t.wrapping_sub(rst);
-                let c = ((f * i64::from(a) + (1 << 27)) >> 28) as i32;
+                // Only bits 28..60 (resp. 32..64) are kept: logical shifts.
+                let c = ((i64::from(f) * i64::from(a) + (1 << 27)) as u64 >> 28) as i32;
                 *co = c;
-                *fo = ((ONE_BY_30 * i64::from(c.wrapping_abs()) + Q32_ROUND) >> 32) as i32;
+                *fo = ((ONE_BY_30 * i64::from(c.wrapping_abs()) + Q32_ROUND) as u64 >> 32) as i32;
             }
         }
     }
-    m
 }
 
+#[inline(always)]
 fn pooled(v: f32, add: f32) -> f32 {
     v.powf(1.0 / 3.0) + add
 }
 
+#[inline(always)]
 pub fn denominator(r: &Bands<i32>, scale: usize) -> f32 {
     let k = scale.clamp(1, 3) - 1;
     let (w, h) = (r.w, r.h);
@@ -128,13 +171,14 @@ pub fn denominator(r: &Bands<i32>, scale: usize) -> f32 {
     for i in reg.top..reg.bottom {
         let s = i * w + reg.left..i * w + reg.right;
         for (b, band) in [&r.h_band, &r.v, &r.d].into_iter().enumerate() {
-            let row: u64 = band[s.clone()]
-                .iter()
-                .map(|&x| {
-                    let a = u64::from(x.unsigned_abs());
-                    ((((a * a).wrapping_add(sq_r)) >> sq).wrapping_mul(a).wrapping_add(cub_r)) >> cub
-                })
-                .fold(0u64, u64::wrapping_add);
+            // Plain loops, not iterator adapters: closures would not inherit
+            // the SIMD target features of the caller.
+            let mut row = 0u64;
+            for &x in &band[s.clone()] {
+                let a = u64::from(x.unsigned_abs());
+                let v = ((((a * a).wrapping_add(sq_r)) >> sq).wrapping_mul(a).wrapping_add(cub_r)) >> cub;
+                row = row.wrapping_add(v);
+            }
             acc[b] = acc[b].wrapping_add((row.wrapping_add(acc_r)) >> acc_sh);
         }
     }
@@ -151,16 +195,15 @@ pub fn denominator(r: &Bands<i32>, scale: usize) -> f32 {
     sum
 }
 
-fn threshold_row(m: &Masked<i32>, w: usize, h: usize, i: usize, thr: &mut [i32], col: &mut [i32]) {
+#[inline(always)]
+fn threshold_row(m: &RowCache<i32>, w: usize, h: usize, i: usize, thr: &mut [i32], col: &mut [i32]) {
     let (p, n) = neighbours(i, h);
     thr.fill(0);
     for b in 0..3 {
-        let f = &m.flt[b];
-        let a = &m.csf[b];
-        let fp = &f[p * w..p * w + w];
-        let fc = &f[i * w..i * w + w];
-        let fnx = &f[n * w..n * w + w];
-        let ac = &a[i * w..i * w + w];
+        let fp = m.flt(p, b);
+        let fc = m.flt(i, b);
+        let fnx = m.flt(n, b);
+        let ac = m.csf(i, b);
         for (((c, &x), &y), &z) in col.iter_mut().zip(fp).zip(fc).zip(fnx) {
             *c = x.wrapping_add(y).wrapping_add(z);
         }
@@ -191,9 +234,16 @@ fn threshold_row(m: &Masked<i32>, w: usize, h: usize, i: usize, thr: &mut [i32],
     }
 }
 
-pub fn numerator(m: &Masked<i32>, w: usize, h: usize, scale: usize) -> f32 {
+#[inline(always)]
+pub fn numerator(r: &Bands<i32>, d: &Bands<i32>, scale: usize) -> f32 {
+    let (w, h) = (r.w, r.h);
     let k = scale.clamp(1, 3) - 1;
     let reg = inner_region(w, h);
+    let outer = outer_region(w, h);
+    let cos_sq = cos1_sq();
+    let rf_all = rf32(scale);
+    let mut angle = vec![false; outer.right - outer.left];
+    let mut m = RowCache::<i32>::new(w);
     let rows = if reg.top > 0 { reg.top..reg.bottom } else { 0..h };
     let cols = if reg.left > 0 { reg.left..reg.right } else { 0..w };
     let rf = rf32(scale);
@@ -205,21 +255,25 @@ pub fn numerator(m: &Masked<i32>, w: usize, h: usize, scale: usize) -> f32 {
     let mut col = vec![0i32; w];
     let mut acc = [0i64; 3];
     for i in rows {
-        threshold_row(m, w, h, i, &mut thr, &mut col);
+        let (p, n) = neighbours(i, h);
+        for k in [p, i, n] {
+            if let Some((ro, co, fo)) = m.missing(k) {
+                decouple_row(r, d, k, &outer, cos_sq, &rf_all, &mut angle, ro, co, fo);
+            }
+        }
+        threshold_row(&m, w, h, i, &mut thr, &mut col);
         let t = &thr[cols.clone()];
         for b in 0..3 {
-            let src = &m.r[b][i * w + cols.start..i * w + cols.end];
+            let src = &m.r(i, b)[cols.clone()];
             let f = rf[b];
-            let row: i64 = src
-                .iter()
-                .zip(t)
-                .map(|(&s, &th)| {
-                    let x = ((i64::from(s) * f + (1 << 27)) >> 28) as i32;
-                    let x = x.wrapping_abs().wrapping_sub(th).max(0);
-                    let x2 = ((i64::from(x) * i64::from(x) + (1 << 29)) >> 30) as i32;
-                    (i64::from(x2) * i64::from(x) + cub_r) >> cub
-                })
-                .sum();
+            let mut row = 0i64;
+            for (&s, &th) in src.iter().zip(t) {
+                // Bits 28..60 survive the truncation: a logical shift will do.
+                let x = (((i64::from(s) * i64::from(f) + (1 << 27)) as u64) >> 28) as i32;
+                let x = x.wrapping_abs().wrapping_sub(th).max(0);
+                let x2 = (((i64::from(x) * i64::from(x) + (1 << 29)) as u64) >> 30) as i32;
+                row += (i64::from(x2) * i64::from(x) + cub_r) >> cub;
+            }
             acc[b] += (row + inner_r) >> inner;
         }
     }
