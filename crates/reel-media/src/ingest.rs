@@ -233,34 +233,40 @@ pub async fn ingest(opts: &IngestOptions, progress: Arc<dyn IngestProgress>) -> 
     }
     progress.stage("encoding and scoring candidates", total as u64);
     progress.advance(reused as u64);
+    // Encodes start in chunk order (a permit is taken before each starts),
+    // so a job that dies leaves whole early chunks behind, not scattered ones.
     let sem = Arc::new(tokio::sync::Semaphore::new(opts.jobs.max(1)));
     let mut set = tokio::task::JoinSet::new();
+    let check = |joined: std::result::Result<Result<()>, tokio::task::JoinError>| -> Result<()> {
+        match joined {
+            Ok(r) => r,
+            Err(e) => Err(bad(&opts.work_dir, format!("an encode task failed: {e}"))),
+        }
+    };
     for (k, c) in pending {
-        let permit_src = sem.clone();
+        let permit = sem.clone().acquire_owned().await.map_err(|_| bad(&opts.work_dir, "job cancelled"))?;
+        while let Some(joined) = set.try_join_next() {
+            if let Err(e) = check(joined) {
+                set.abort_all();
+                return Err(e);
+            }
+        }
         let ffmpeg = ffmpeg.clone();
         let work = opts.work_dir.clone();
         let preset = plan.preset.clone();
         let gop = plan.gop_frames;
         let progress = progress.clone();
-        let probe = plan.probe.clone();
         set.spawn(async move {
-            let _permit = permit_src.acquire_owned().await.map_err(|_| bad(&work, "job cancelled"))?;
-            encode_and_score(&ffmpeg, &work, &probe, k, &c, &preset, gop).await?;
+            let _permit = permit;
+            encode_and_score(&ffmpeg, &work, k, &c, &preset, gop).await?;
             progress.advance(1);
             Ok::<(), MediaError>(())
         });
     }
     while let Some(joined) = set.join_next().await {
-        match joined {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                set.abort_all();
-                return Err(e);
-            }
-            Err(e) => {
-                set.abort_all();
-                return Err(bad(&opts.work_dir, format!("an encode task failed: {e}")));
-            }
+        if let Err(e) = check(joined) {
+            set.abort_all();
+            return Err(e);
         }
     }
 
@@ -431,7 +437,7 @@ fn result_path(work: &Path, c: &Candidate, k: usize) -> PathBuf {
     work.join("encodes").join(c.id()).join(format!("{k:05}.json"))
 }
 
-async fn encode_and_score(ffmpeg: &Path, work: &Path, probe: &Probe, k: usize, c: &Candidate, preset: &str, gop: u32) -> Result<()> {
+async fn encode_and_score(ffmpeg: &Path, work: &Path, k: usize, c: &Candidate, preset: &str, gop: u32) -> Result<()> {
     let src = chunk_source(work, k);
     let out = encode_path(work, c, k);
     if let Some(dir) = out.parent() {
@@ -466,7 +472,6 @@ async fn encode_and_score(ffmpeg: &Path, work: &Path, probe: &Probe, k: usize, c
     })
     .await
     .map_err(|e| bad(&out, format!("scoring failed: {e}")))??;
-    let _ = probe;
     let result = EncodeResult { bytes, frames: report.frames.len() as u64, vmaf: report.frames.iter().map(|f| f.vmaf).collect() };
     let path = result_path(work, c, k);
     write_atomically(&path, &serde_json::to_vec(&result).map_err(|e| bad(&path, e.to_string()))?)

@@ -45,8 +45,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut total = 0.0f64;
     let mut count = 0usize;
     while count < max {
-        let (Some(r), Some(d)) = (read_luma(&mut fr, w, h, bits), read_luma(&mut fd, w, h, bits))
-        else {
+        let (Some(r), Some(d)) = (
+            read_luma(&mut fr, w, h, bits),
+            read_luma(&mut fd, w, h, bits),
+        ) else {
             break;
         };
         if skip {

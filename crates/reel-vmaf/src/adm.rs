@@ -40,7 +40,10 @@ pub fn adm(reference: &Plane, distorted: &Plane) -> AdmScore {
         || reference.data.len() < n
         || distorted.data.len() < n
     {
-        return AdmScore { adm2: f64::NAN, scale: [f64::NAN; 4] };
+        return AdmScore {
+            adm2: f64::NAN,
+            scale: [f64::NAN; 4],
+        };
     }
     let bpc = u32::from(reference.bpc);
     let (rd, dd) = (&reference.data[..n], &distorted.data[..n]);
@@ -70,12 +73,15 @@ enum Simd {
 }
 
 /// The widest instruction set the kernels have a build for (checked once).
+/// A non-empty `REEL_VMAF_NO_AVX512` caps it at AVX2 and a non-empty
+/// `REEL_VMAF_NO_SIMD` selects the portable build (for tests and benches).
 #[cfg(target_arch = "x86_64")]
 fn simd_level() -> Simd {
     use std::arch::is_x86_feature_detected as has;
     static LEVEL: std::sync::OnceLock<Simd> = std::sync::OnceLock::new();
+    let set = |name: &str| std::env::var_os(name).is_some_and(|v| !v.is_empty());
     *LEVEL.get_or_init(|| {
-        if std::env::var_os("REEL_VMAF_NO_SIMD").is_some_and(|v| !v.is_empty()) {
+        if set("REEL_VMAF_NO_SIMD") {
             return Simd::None;
         }
         let avx2 = has!("avx2") && has!("fma") && has!("bmi2");
@@ -85,7 +91,7 @@ fn simd_level() -> Simd {
             && has!("avx512vl")
             && has!("avx512dq")
             && has!("avx512cd");
-        if avx512 && !std::env::var_os("REEL_VMAF_NO_AVX512").is_some_and(|v| !v.is_empty()) {
+        if avx512 && !set("REEL_VMAF_NO_AVX512") {
             Simd::Avx512
         } else if avx2 {
             Simd::Avx2
@@ -109,25 +115,10 @@ fn score_avx2(rd: &[u16], dd: &[u16], w: usize, h: usize, bpc: u32) -> AdmScore 
     score(rd, dd, w, h, bpc)
 }
 
-/// The approximation band of level 0 as the 32-bit input of level 1.
-#[inline(always)]
-fn widen(a: Vec<i16>) -> Vec<i32> {
-    let mut out = common::pool::i32s(a.len());
-    for (o, &x) in out.iter_mut().zip(&a) {
-        *o = i32::from(x);
-    }
-    common::pool::put16(a);
-    out
-}
-
 /// The whole computation for `w * h` samples of both frames.
 #[inline(always)]
 fn score(rd: &[u16], dd: &[u16], w: usize, h: usize, bpc: u32) -> AdmScore {
     let n = w * h;
-    // PROF-TMP
-    let prof = std::env::var_os("ADM_PROF").is_some();
-    let mut pt = std::time::Instant::now();
-    let mut lap = |name: &str| { if prof { let e = pt.elapsed(); eprintln!("PROF {name} {:.3}", e.as_secs_f64()*1e3); pt = std::time::Instant::now(); } };
 
     let mut num = 0.0f64;
     let mut den = 0.0f64;
@@ -136,28 +127,32 @@ fn score(rd: &[u16], dd: &[u16], w: usize, h: usize, bpc: u32) -> AdmScore {
     // Level 0: 16-bit bands straight from the samples.
     let r0 = dwt::dwt_scale0(rd, w, h, bpc);
     let d0 = dwt::dwt_scale0(dd, w, h, bpc);
-    lap("dwt0");
     let den0 = level0::denominator(&r0);
-    lap("den0");
     let num0 = level0::numerator(&r0, &d0);
-    lap("num0");
     num += f64::from(num0);
     den += f64::from(den0);
     scale[0] = f64::from(num0) / f64::from(den0);
 
     // Levels 1..=3: 32-bit bands from the previous approximation.
     let (mut cw, mut ch) = (r0.w, r0.h);
-    let mut ref_a = widen(r0.recycle_details());
-    let mut dis_a = widen(d0.recycle_details());
-    lap("widen");
+    let ref16 = r0.recycle_details();
+    let dis16 = d0.recycle_details();
+    let mut ref_a = Vec::new();
+    let mut dis_a = Vec::new();
     for (s, slot) in scale.iter_mut().enumerate().skip(1) {
-        let rb = dwt::dwt_scale123(&ref_a, cw, ch, s);
-        let db = dwt::dwt_scale123(&dis_a, cw, ch, s);
-        lap("dwtS");
+        let (rb, db) = if s == 1 {
+            (
+                dwt::dwt_scale1(&ref16, cw, ch),
+                dwt::dwt_scale1(&dis16, cw, ch),
+            )
+        } else {
+            (
+                dwt::dwt_scale123(&ref_a, cw, ch, s),
+                dwt::dwt_scale123(&dis_a, cw, ch, s),
+            )
+        };
         let den_s = level123::denominator(&rb, s);
-        lap("denS");
         let num_s = level123::numerator(&rb, &db, s);
-        lap("numS");
         num += f64::from(num_s);
         den += f64::from(den_s);
         *slot = f64::from(num_s) / f64::from(den_s);
@@ -166,16 +161,14 @@ fn score(rd: &[u16], dd: &[u16], w: usize, h: usize, bpc: u32) -> AdmScore {
         common::pool::put32(std::mem::replace(&mut ref_a, rb.recycle_details()));
         common::pool::put32(std::mem::replace(&mut dis_a, db.recycle_details()));
     }
+    common::pool::put16(ref16);
+    common::pool::put16(dis16);
     common::pool::put32(ref_a);
     common::pool::put32(dis_a);
 
     let limit = 1e-10 * n as f64 / (1920.0 * 1080.0);
     let num = if num < limit { 0.0 } else { num };
     let den = if den < limit { 0.0 } else { den };
-    if prof {
-        let v: Vec<f64> = common::PROF.iter().map(|x| x.swap(0, std::sync::atomic::Ordering::Relaxed) as f64 / 1e6).collect();
-        eprintln!("L0 dec {:.3} (angle {:.3}) thr {:.3} num {:.3}", v[0], v[3], v[1], v[2]);
-    }
     let adm2 = if den == 0.0 { 1.0 } else { num / den };
     AdmScore { adm2, scale }
 }

@@ -19,7 +19,9 @@ fn luma(file: &str, w: usize, h: usize, bpc: u8, index: usize) -> Plane {
     let start = index * frame;
     let y = &bytes[start..start + w * h * word];
     let data = if word == 2 {
-        y.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect()
+        y.chunks_exact(2)
+            .map(|c| u16::from_le_bytes([c[0], c[1]]))
+            .collect()
     } else {
         y.iter().map(|&b| u16::from(b)).collect()
     };
@@ -152,7 +154,17 @@ fn synthetic(w: usize, h: usize, bpc: u8, noisy: bool) -> Plane {
 
 #[test]
 fn tiny_and_odd_sizes_do_not_panic() {
-    for &(w, h) in &[(1, 1), (2, 3), (5, 4), (9, 17), (16, 16), (17, 31), (31, 16), (33, 33), (35, 47)] {
+    for &(w, h) in &[
+        (1, 1),
+        (2, 3),
+        (5, 4),
+        (9, 17),
+        (16, 16),
+        (17, 31),
+        (31, 16),
+        (33, 33),
+        (35, 47),
+    ] {
         for bpc in [8u8, 10] {
             let r = synthetic(w, h, bpc, false);
             let d = synthetic(w, h, bpc, true);
@@ -177,6 +189,92 @@ fn mismatched_planes_are_nan() {
     let r = synthetic(64, 48, 8, false);
     let d = synthetic(48, 64, 8, false);
     assert!(adm(&r, &d).adm2.is_nan());
-    let short = Plane { data: vec![0; 10], width: 64, height: 48, bpc: 8 };
+    let short = Plane {
+        data: vec![0; 10],
+        width: 64,
+        height: 48,
+        bpc: 8,
+    };
     assert!(adm(&r, &short).adm2.is_nan());
+}
+
+/// Full-range noise (every code value equally likely), to drive the
+/// integer pipeline to its extremes.
+fn noise(w: usize, h: usize, bpc: u8, seed: u32) -> Plane {
+    let max = (1u32 << bpc) - 1;
+    let mut x = seed | 1;
+    let data = (0..w * h)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            (x % (max + 1)) as u16
+        })
+        .collect();
+    Plane::new(data, w, h, bpc)
+}
+
+/// Scores of a fixed set of pairs, as exact bit patterns.
+fn fingerprint() -> Vec<u64> {
+    let mut out = Vec::new();
+    for &(w, h, bpc) in &[
+        (97, 61, 8),
+        (130, 98, 10),
+        (64, 48, 12),
+        (71, 45, 16),
+        (200, 120, 16),
+    ] {
+        let pairs = [
+            (synthetic(w, h, bpc, false), synthetic(w, h, bpc, true)),
+            (noise(w, h, bpc, 7), noise(w, h, bpc, 11)),
+            (synthetic(w, h, bpc, true), noise(w, h, bpc, 3)),
+        ];
+        for (r, d) in &pairs {
+            let s = adm(r, d);
+            out.push(s.adm2.to_bits());
+            out.extend(s.scale.iter().map(|v| v.to_bits()));
+        }
+    }
+    out
+}
+
+/// Child side of `simd_builds_agree`: print the fingerprint of whatever
+/// build the environment selects.
+#[test]
+fn fingerprint_child() {
+    if std::env::var_os("ADM_FINGERPRINT_CHILD").is_some() {
+        println!("\nFINGERPRINT {:?}", fingerprint());
+    }
+}
+
+/// The AVX-512, AVX2 and portable builds of the kernels give bit-identical
+/// scores (the build is chosen once per process, so each runs in a child).
+#[test]
+fn simd_builds_agree() {
+    let Ok(exe) = std::env::current_exe() else {
+        return;
+    };
+    let run = |var: Option<&str>| -> Option<String> {
+        let mut cmd = std::process::Command::new(&exe);
+        cmd.args([
+            "--exact",
+            "fingerprint_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("ADM_FINGERPRINT_CHILD", "1")
+        .env_remove("REEL_VMAF_NO_SIMD")
+        .env_remove("REEL_VMAF_NO_AVX512");
+        if let Some(v) = var {
+            cmd.env(v, "1");
+        }
+        let out = cmd.output().ok()?;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.lines()
+            .find_map(|l| l.find("FINGERPRINT").map(|i| l[i..].to_owned()))
+    };
+    let default = run(None).expect("child run");
+    for var in ["REEL_VMAF_NO_AVX512", "REEL_VMAF_NO_SIMD"] {
+        assert_eq!(run(Some(var)).as_deref(), Some(default.as_str()), "{var}");
+    }
 }

@@ -26,8 +26,8 @@ const DISPLAY_HEIGHT: f64 = 1080.0;
 fn quant_step(scale: usize, theta: usize) -> f32 {
     let r = (VIEW_DIST * DISPLAY_HEIGHT * std::f64::consts::PI / 180.0) as f32;
     let two_pow = f64::from(1u32 << (scale + 1));
-    let temp = (two_pow * f64::from(MODEL_F0) * f64::from(MODEL_G[theta]) / f64::from(r)).log10()
-        as f32;
+    let temp =
+        (two_pow * f64::from(MODEL_F0) * f64::from(MODEL_G[theta]) / f64::from(r)).log10() as f32;
     // The exponent is formed in single precision.
     let expo = f64::from(MODEL_K * temp * temp);
     (2.0 * f64::from(MODEL_A) * 10f64.powf(expo) / f64::from(BASIS_AMP[scale][theta])) as f32
@@ -38,6 +38,21 @@ pub fn rfactor(scale: usize) -> [f32; 3] {
     let f1 = quant_step(scale, 1);
     let f2 = quant_step(scale, 2);
     [1.0 / f1, 1.0 / f1, 1.0 / f2]
+}
+
+/// `trunc(2^30 / m)` for `1 <= m <= 2^15`, libvmaf's reciprocal table
+/// entry. The f64 quotient is exact enough: the true quotient is at least
+/// `1/m` away from the next integer, far more than the rounding error.
+/// The truncation goes through the 2^52 + 2^51 rounding constant instead of
+/// a float -> int cast, whose saturating semantics do not vectorise on AVX2.
+#[inline(always)]
+pub fn recip30(m: i32) -> i32 {
+    const MAGIC: f64 = 6_755_399_441_055_744.0;
+    let d = 1_073_741_824.0 / f64::from(m);
+    // Round to nearest, then step down if that went up: floor(d) = trunc(d).
+    let x = d + MAGIC;
+    let nearest = x - MAGIC;
+    (x.to_bits() as i32) - i32::from(nearest > d)
 }
 
 /// `cos(1 degree)^2` rounded to single precision.
@@ -54,7 +69,8 @@ pub fn within_one_degree(cos_sq: f64, oh: i64, ov: i64, th: i64, tv: i64) -> boo
     let o2 = oh * oh + ov * ov;
     let t2 = th * th + tv * tv;
     let dp = f64::from(dot as f32) / 4096.0;
-    dp >= 0.0 && dp * dp >= cos_sq * (f64::from(o2 as f32) / 4096.0) * (f64::from(t2 as f32) / 4096.0)
+    dp >= 0.0
+        && dp * dp >= cos_sq * (f64::from(o2 as f32) / 4096.0) * (f64::from(t2 as f32) / 4096.0)
 }
 
 /// Half-open rectangle `[top, bottom) x [left, right)`.
@@ -81,7 +97,12 @@ fn border(n: usize) -> i64 {
 pub fn inner_region(w: usize, h: usize) -> Region {
     let l = border(w).clamp(0, w as i64 / 2) as usize;
     let t = border(h).clamp(0, h as i64 / 2) as usize;
-    Region { top: t, bottom: h - t, left: l, right: w - l }
+    Region {
+        top: t,
+        bottom: h - t,
+        left: l,
+        right: w - l,
+    }
 }
 
 /// The scored region widened by the one-sample reach of the masking filter
@@ -90,11 +111,19 @@ pub fn outer_region(w: usize, h: usize) -> Region {
     let axis = |n: usize| -> (usize, usize) {
         let lo = (n as f64 * 0.1 - 0.5 - 1.0) as i64;
         let hi = n as i64 - lo + 2;
-        (lo.clamp(0, n as i64) as usize, hi.clamp(0, n as i64) as usize)
+        (
+            lo.clamp(0, n as i64) as usize,
+            hi.clamp(0, n as i64) as usize,
+        )
     };
     let (left, right) = axis(w);
     let (top, bottom) = axis(h);
-    Region { top, bottom: bottom.max(top), left, right: right.max(left) }
+    Region {
+        top,
+        bottom: bottom.max(top),
+        left,
+        right: right.max(left),
+    }
 }
 
 /// `ceil(log2(n))` as libvmaf evaluates it in double precision, negative
@@ -183,7 +212,13 @@ impl<T: Copy + Default> RowCache<T> {
 /// Zero the parts of the three `w`-long orientation rows in `buf` that lie
 /// outside `left..right` (all of them when `all`).
 #[inline(always)]
-pub fn zero_outside<T: Copy + Default>(buf: &mut [T], w: usize, left: usize, right: usize, all: bool) {
+pub fn zero_outside<T: Copy + Default>(
+    buf: &mut [T],
+    w: usize,
+    left: usize,
+    right: usize,
+    all: bool,
+) {
     for row in buf.chunks_exact_mut(w) {
         if all {
             row.fill(T::default());
@@ -196,7 +231,8 @@ pub fn zero_outside<T: Copy + Default>(buf: &mut [T], w: usize, left: usize, rig
 
 /// Per-thread pool of work buffers: a frame needs a few dozen planes of
 /// intermediates and fresh allocations of that size cost page faults on
-/// every frame. Buffers are handed out zeroed.
+/// every frame. Buffers are handed out with stale contents: for output
+/// planes that are overwritten in full.
 pub mod pool {
     use std::cell::RefCell;
 
@@ -214,22 +250,28 @@ pub mod pool {
             .min_by_key(|(_, v)| v.capacity())
             .map(|(i, _)| i)
             .or_else(|| {
-                pool.iter().enumerate().max_by_key(|(_, v)| v.capacity()).map(|(i, _)| i)
+                pool.iter()
+                    .enumerate()
+                    .max_by_key(|(_, v)| v.capacity())
+                    .map(|(i, _)| i)
             });
         let mut v = match fit {
             Some(i) => pool.swap_remove(i),
             None => Vec::new(),
         };
-        v.clear();
+        v.truncate(len);
         v.resize(len, T::default());
         v
     }
 
-    pub fn i16s(len: usize) -> Vec<i16> {
+    /// A buffer whose every element the caller overwrites: only the part
+    /// beyond any earlier contents is zeroed (saves a memset per plane).
+    pub fn i16s_dirty(len: usize) -> Vec<i16> {
         P16.with(|p| pick(&mut p.borrow_mut(), len))
     }
 
-    pub fn i32s(len: usize) -> Vec<i32> {
+    /// See [`i16s_dirty`].
+    pub fn i32s_dirty(len: usize) -> Vec<i32> {
         P32.with(|p| pick(&mut p.borrow_mut(), len))
     }
 
@@ -240,13 +282,4 @@ pub mod pool {
     pub fn put32(v: Vec<i32>) {
         P32.with(|p| p.borrow_mut().push(v));
     }
-}
-
-// PROF-TMP
-pub static PROF: [std::sync::atomic::AtomicU64; 8] = [const { std::sync::atomic::AtomicU64::new(0) }; 8];
-#[inline(always)]
-pub fn prof_add(k: usize, t: std::time::Instant) -> std::time::Instant {
-    let now = std::time::Instant::now();
-    PROF[k].fetch_add((now - t).as_nanos() as u64, std::sync::atomic::Ordering::Relaxed);
-    now
 }

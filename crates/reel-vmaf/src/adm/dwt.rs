@@ -12,7 +12,8 @@ const HI: [i32; 4] = [-4240, -7345, 27411, -15826];
 /// Sum of the low-pass taps, used to centre unsigned input around zero.
 const LO_SUM: i32 = 46342;
 
-/// The four sub-bands of one level, each `w * h` values, row-major.
+/// The four sub-bands of one level, each `w * h` values, row-major (every
+/// value is written, so the buffers come from the pool unzeroed).
 pub struct Bands<T> {
     pub w: usize,
     pub h: usize,
@@ -34,7 +35,11 @@ pub struct Bands<T> {
 pub fn taps(i: usize, n: usize) -> [usize; 4] {
     let last = n.saturating_sub(1);
     let mirror = |p: usize| -> usize {
-        let p = if p >= n { (2 * n).saturating_sub(p + 1) } else { p };
+        let p = if p >= n {
+            (2 * n).saturating_sub(p + 1)
+        } else {
+            p
+        };
         p.min(last)
     };
     if i == 0 {
@@ -78,11 +83,11 @@ fn hpass16(tmp: &[i16], lo_out: &mut [i16], hi_out: &mut [i16]) {
         let lo = &mut lo_out[1..end];
         let hi = &mut hi_out[1..end];
         let src = &tmp[1..1 + 2 * cnt + 2];
-        for ((l, h), win) in lo.iter_mut().zip(hi.iter_mut()).zip(
-            src.chunks_exact(2)
-                .zip(src[2..].chunks_exact(2))
-                .take(cnt),
-        ) {
+        for ((l, h), win) in lo
+            .iter_mut()
+            .zip(hi.iter_mut())
+            .zip(src.chunks_exact(2).zip(src[2..].chunks_exact(2)).take(cnt))
+        {
             let s0 = i32::from(win.0[0]);
             let s1 = i32::from(win.0[1]);
             let s2 = i32::from(win.1[0]);
@@ -106,10 +111,10 @@ pub fn dwt_scale0(src: &[u16], w: usize, h: usize, bpc: u32) -> Bands<i16> {
     let mut out = Bands {
         w: w2,
         h: h2,
-        a: pool::i16s(w2 * h2),
-        h_band: pool::i16s(w2 * h2),
-        v: pool::i16s(w2 * h2),
-        d: pool::i16s(w2 * h2),
+        a: pool::i16s_dirty(w2 * h2),
+        h_band: pool::i16s_dirty(w2 * h2),
+        v: pool::i16s_dirty(w2 * h2),
+        d: pool::i16s_dirty(w2 * h2),
     };
     let mut tlo = vec![0i16; w];
     let mut thi = vec![0i16; w];
@@ -164,7 +169,8 @@ fn hpass32(tmp: &[i32], lo_out: &mut [i32], hi_out: &mut [i32], round: i64, shif
             + i64::from(f[1]) * i64::from(tmp[t[1]])
             + i64::from(f[2]) * i64::from(tmp[t[2]])
             + i64::from(f[3]) * i64::from(tmp[t[3]]);
-        ((acc + round) >> shift) as i32
+        // Only bits shift..shift+32 are kept: a logical shift will do.
+        (((acc + round) as u64) >> shift) as i32
     };
     let end = interior_end(n).min(half);
     for j in (0..1.min(half)).chain(end..half) {
@@ -177,19 +183,19 @@ fn hpass32(tmp: &[i32], lo_out: &mut [i32], hi_out: &mut [i32], round: i64, shif
         let lo = &mut lo_out[1..end];
         let hi = &mut hi_out[1..end];
         let src = &tmp[1..1 + 2 * cnt + 2];
-        for ((l, h), win) in lo.iter_mut().zip(hi.iter_mut()).zip(
-            src.chunks_exact(2)
-                .zip(src[2..].chunks_exact(2))
-                .take(cnt),
-        ) {
+        for ((l, h), win) in lo
+            .iter_mut()
+            .zip(hi.iter_mut())
+            .zip(src.chunks_exact(2).zip(src[2..].chunks_exact(2)).take(cnt))
+        {
             let s0 = i64::from(win.0[0]);
             let s1 = i64::from(win.0[1]);
             let s2 = i64::from(win.1[0]);
             let s3 = i64::from(win.1[1]);
             let a = 15826 * s0 + 27411 * s1 + 7345 * s2 - 4240 * s3;
             let b = -4240 * s0 - 7345 * s1 + 27411 * s2 - 15826 * s3;
-            *l = ((a + round) >> shift) as i32;
-            *h = ((b + round) >> shift) as i32;
+            *l = (((a + round) as u64) >> shift) as i32;
+            *h = (((b + round) as u64) >> shift) as i32;
         }
     }
 }
@@ -204,10 +210,10 @@ pub fn dwt_scale123(src: &[i32], w: usize, h: usize, scale: usize) -> Bands<i32>
     let mut out = Bands {
         w: w2,
         h: h2,
-        a: pool::i32s(w2 * h2),
-        h_band: pool::i32s(w2 * h2),
-        v: pool::i32s(w2 * h2),
-        d: pool::i32s(w2 * h2),
+        a: pool::i32s_dirty(w2 * h2),
+        h_band: pool::i32s_dirty(w2 * h2),
+        v: pool::i32s_dirty(w2 * h2),
+        d: pool::i32s_dirty(w2 * h2),
     };
     let mut tlo = vec![0i32; w];
     let mut thi = vec![0i32; w];
@@ -228,11 +234,68 @@ pub fn dwt_scale123(src: &[i32], w: usize, h: usize, scale: usize) -> Bands<i32>
             let (s0, s1, s2, s3) = (i64::from(s0), i64::from(s1), i64::from(s2), i64::from(s3));
             let a = 15826 * s0 + 27411 * s1 + 7345 * s2 - 4240 * s3;
             let b = -4240 * s0 - 7345 * s1 + 27411 * s2 - 15826 * s3;
-            *lo = ((a + vr) >> vs) as i32;
-            *hi = ((b + vr) >> vs) as i32;
+            // Bits vs..vs+32 survive the truncation: logical shifts.
+            *lo = (((a + vr) as u64) >> vs) as i32;
+            *hi = (((b + vr) as u64) >> vs) as i32;
         }
         let row = i * w2..(i + 1) * w2;
-        hpass32(&tlo, &mut out.a[row.clone()], &mut out.v[row.clone()], hr, hs);
+        hpass32(
+            &tlo,
+            &mut out.a[row.clone()],
+            &mut out.v[row.clone()],
+            hr,
+            hs,
+        );
+        hpass32(&thi, &mut out.h_band[row.clone()], &mut out.d[row], hr, hs);
+    }
+    out
+}
+
+/// Level 1 straight from the 16-bit approximation band of level 0 (the
+/// same as [`dwt_scale123`] on the widened band). Its vertical pass has no
+/// rounding or shift, and with 16-bit input its sums stay below
+/// 54822 * 2^15 < 2^31 in magnitude, so it runs in 32-bit lanes.
+#[inline(always)]
+pub fn dwt_scale1(src: &[i16], w: usize, h: usize) -> Bands<i32> {
+    let w2 = w.div_ceil(2);
+    let h2 = h.div_ceil(2);
+    let (hr, hs) = (HP_ROUND[0], HP_SHIFT[0]);
+    let mut out = Bands {
+        w: w2,
+        h: h2,
+        a: pool::i32s_dirty(w2 * h2),
+        h_band: pool::i32s_dirty(w2 * h2),
+        v: pool::i32s_dirty(w2 * h2),
+        d: pool::i32s_dirty(w2 * h2),
+    };
+    let mut tlo = vec![0i32; w];
+    let mut thi = vec![0i32; w];
+    for i in 0..h2 {
+        let t = taps(i, h);
+        let r0 = &src[t[0] * w..t[0] * w + w];
+        let r1 = &src[t[1] * w..t[1] * w + w];
+        let r2 = &src[t[2] * w..t[2] * w + w];
+        let r3 = &src[t[3] * w..t[3] * w + w];
+        for (((((lo, hi), &s0), &s1), &s2), &s3) in tlo
+            .iter_mut()
+            .zip(thi.iter_mut())
+            .zip(r0)
+            .zip(r1)
+            .zip(r2)
+            .zip(r3)
+        {
+            let (s0, s1, s2, s3) = (i32::from(s0), i32::from(s1), i32::from(s2), i32::from(s3));
+            *lo = 15826 * s0 + 27411 * s1 + 7345 * s2 - 4240 * s3;
+            *hi = -4240 * s0 - 7345 * s1 + 27411 * s2 - 15826 * s3;
+        }
+        let row = i * w2..(i + 1) * w2;
+        hpass32(
+            &tlo,
+            &mut out.a[row.clone()],
+            &mut out.v[row.clone()],
+            hr,
+            hs,
+        );
         hpass32(&thi, &mut out.h_band[row.clone()], &mut out.d[row], hr, hs);
     }
     out

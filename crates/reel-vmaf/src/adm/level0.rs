@@ -1,7 +1,7 @@
 //! The finest level, whose bands are 16-bit.
 
 use super::common::{
-    ceil_log2_minus, cos1_sq, half, inner_region, neighbours, outer_region, rfactor,
+    ceil_log2_minus, cos1_sq, half, inner_region, neighbours, outer_region, recip30, rfactor,
     zero_outside, Region, RowCache,
 };
 use super::dwt::Bands;
@@ -20,19 +20,37 @@ const ONE_BY_15: i32 = 8738;
 /// (an enhancement within one degree of the reference may grow the restored
 /// part up to 100x, never beyond `t`). A zero `o` restores nothing.
 #[inline(always)]
-fn restore16(o: i16, t: i16, angle: bool) -> i16 {
+fn restore16(o: i16, t: i16, recip: i32, angle: bool) -> i16 {
     let (o, t) = (i32::from(o), i32::from(t));
-    // trunc(2^30 / o) (the reciprocal table entry), exact in f64 for
-    // |o| <= 2^15; zero for o == 0.
-    let recip = if o == 0 { 0 } else { (1073741824.0 / f64::from(o)) as i32 };
     // (recip * t + 2^14) >> 15 without 64-bit lanes: split recip at bit 15.
     let (hi, lo) = (recip >> 15, recip & 0x7fff);
     let q = (hi * t + ((lo * t + 16384) >> 15)).clamp(0, 32768);
     let rst = i32::from(((q * o + 16384) >> 15) as i16);
     let boosted = rst * 100;
-    let limited = if o > 0 { boosted.min(t) } else { boosted.max(t) };
-    let out = if angle & (q > 0) & (o != 0) { limited } else { rst };
+    let limited = if o > 0 {
+        boosted.min(t)
+    } else {
+        boosted.max(t)
+    };
+    let out = if angle & (q > 0) & (o != 0) {
+        limited
+    } else {
+        rst
+    };
     out as i16
+}
+
+/// `trunc(2^30 / o)` (libvmaf's reciprocal table entry) for each `o`, exact
+/// in f64 for `|o| <= 2^15`: the quotient is at least `1/|o|` away from the
+/// next integer, far more than its rounding error. A zero `o` gets `2^30`,
+/// harmless since its restored value is 0 whatever the reciprocal. A
+/// separate loop, so that the divisions vectorise.
+#[inline(always)]
+fn reciprocals16(o: &[i16], out: &mut [i32]) {
+    for (r, &o) in out.iter_mut().zip(o) {
+        let q = recip30(i32::from(o).abs().max(1));
+        *r = if o < 0 { -q } else { q };
+    }
 }
 
 /// Split row `i` of the distorted bands into restored reference and
@@ -47,6 +65,7 @@ fn decouple_row(
     reg: &Region,
     cos_sq: f64,
     angle: &mut [bool],
+    recip: &mut [i32],
     out_r: &mut [i16],
     out_csf: &mut [i16],
     out_flt: &mut [i16],
@@ -64,10 +83,10 @@ fn decouple_row(
     let ov = &r.v[s.clone()];
     let th = &d.h_band[s.clone()];
     let tv = &d.v[s.clone()];
-    let t0 = std::time::Instant::now();
     // The angle test couples h and v; evaluate it first for the row.
-    for (ang, ((&oh, &ov), (&th, &tv))) in
-        angle.iter_mut().zip(oh.iter().zip(ov).zip(th.iter().zip(tv)))
+    for (ang, ((&oh, &ov), (&th, &tv))) in angle
+        .iter_mut()
+        .zip(oh.iter().zip(ov).zip(th.iter().zip(tv)))
     {
         *ang = {
             // Products of 16-bit values are exact in f64; rounding the
@@ -79,7 +98,6 @@ fn decouple_row(
             dot >= 0.0 && dot * dot >= cos_sq * o2 * t2
         };
     }
-    super::common::prof_add(3, t0);
     let bands_o = [&r.h_band, &r.v, &r.d];
     let bands_t = [&d.h_band, &d.v, &d.d];
     for b in 0..3 {
@@ -90,15 +108,17 @@ fn decouple_row(
         let co = &mut out_csf[cols.clone()];
         let fo = &mut out_flt[cols];
         let (rf, round, shift) = (RF[b], CSF_ROUND[b], CSF_SHIFT[b]);
-        for (((((&o, &t), &ang), ro), co), fo) in o
+        reciprocals16(o, recip);
+        for ((((((&o, &t), &rc), &ang), ro), co), fo) in o
             .iter()
             .zip(t)
+            .zip(&*recip)
             .zip(&*angle)
             .zip(ro.iter_mut())
             .zip(co.iter_mut())
             .zip(fo.iter_mut())
         {
-            let rst = restore16(o, t, ang);
+            let rst = restore16(o, t, rc, ang);
             *ro = rst;
             let a = t.wrapping_sub(rst);
             let x = ((rf * i32::from(a) + round) >> shift) as i16;
@@ -150,7 +170,14 @@ pub fn denominator(r: &Bands<i16>) -> f32 {
 /// Sum of the 3x3 masking neighbourhood over the three orientations for
 /// each column of row `i` (`thr.len() == w`).
 #[inline(always)]
-fn threshold_row(m: &RowCache<i16>, w: usize, h: usize, i: usize, thr: &mut [i32], col: &mut [i32]) {
+fn threshold_row(
+    m: &RowCache<i16>,
+    w: usize,
+    h: usize,
+    i: usize,
+    thr: &mut [i32],
+    col: &mut [i32],
+) {
     let (p, n) = neighbours(i, h);
     thr.fill(0);
     for b in 0..3 {
@@ -190,11 +217,20 @@ pub fn numerator(r: &Bands<i16>, d: &Bands<i16>) -> f32 {
     let outer = outer_region(w, h);
     let cos_sq = cos1_sq();
     let mut angle = vec![false; outer.right - outer.left];
+    let mut recip = vec![0i32; outer.right - outer.left];
     let mut m = RowCache::<i16>::new(w);
     // Rows/columns touching the frame edge are only scored when the border
     // cut is empty; the ranges below reproduce libvmaf's visiting order.
-    let rows = if reg.top > 0 { reg.top..reg.bottom } else { 0..h };
-    let cols = if reg.left > 0 { reg.left..reg.right } else { 0..w };
+    let rows = if reg.top > 0 {
+        reg.top..reg.bottom
+    } else {
+        0..h
+    };
+    let cols = if reg.left > 0 {
+        reg.left..reg.right
+    } else {
+        0..w
+    };
     let cub = [
         ceil_log2_minus(w, 4.0),
         ceil_log2_minus(w, 4.0),
@@ -209,15 +245,12 @@ pub fn numerator(r: &Bands<i16>, d: &Bands<i16>) -> f32 {
     let mut acc = [0i64; 3];
     for i in rows {
         let (p, n) = neighbours(i, h);
-        let t0 = std::time::Instant::now();
         for k in [p, i, n] {
             if let Some((ro, co, fo)) = m.missing(k) {
-                decouple_row(r, d, k, &outer, cos_sq, &mut angle, ro, co, fo);
+                decouple_row(r, d, k, &outer, cos_sq, &mut angle, &mut recip, ro, co, fo);
             }
         }
-        let t0 = super::common::prof_add(0, t0);
         threshold_row(&m, w, h, i, &mut thr, &mut col);
-        let t0 = super::common::prof_add(1, t0);
         let t = &thr[cols.clone()];
         for b in 0..3 {
             let src = &m.r(i, b)[cols.clone()];
@@ -234,7 +267,6 @@ pub fn numerator(r: &Bands<i16>, d: &Bands<i16>) -> f32 {
             }
             acc[b] += (row + inner_round) >> inner;
         }
-        super::common::prof_add(2, t0);
     }
     let reg_area = reg.area();
     let add = (reg_area as f32 / 32.0).powf(1.0 / 3.0);

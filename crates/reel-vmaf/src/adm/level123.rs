@@ -1,8 +1,8 @@
 //! The three coarser levels, whose bands are 32-bit.
 
 use super::common::{
-    ceil_log2_minus, cos1_sq, half, inner_region, neighbours, outer_region,
-    rfactor, within_one_degree, zero_outside, Region, RowCache,
+    ceil_log2_minus, cos1_sq, half, inner_region, neighbours, outer_region, recip30, rfactor,
+    within_one_degree, zero_outside, Region, RowCache,
 };
 use super::dwt::Bands;
 
@@ -25,39 +25,56 @@ fn rf32(scale: usize) -> [i32; 3] {
     [fix(rf[0]), fix(rf[1]), fix(rf[2])]
 }
 
-/// 32-bit counterpart of the level-0 restoration: the reciprocal of a
-/// large reference is taken from its top 15 significant bits.
-///
-/// Written without table lookups or data-dependent branches so that the
-/// calling loop vectorises: the table entry `trunc(2^30 / m)` is exact in
-/// f64 (for `m <= 2^15` the quotient is at least `1/m` away from the next
-/// integer, far more than its rounding error), the arithmetic shift of a
-/// clamped-at-zero value is done as a logical one, and the i64 products
-/// only keep bits that survive the final truncation.
+/// 32-bit counterpart of the level-0 restoration, given the signed
+/// reciprocal and shift from [`reciprocals32`]. Branch-free so that the
+/// calling loop vectorises: the arithmetic shift of a clamped-at-zero value
+/// is done as a logical one, and the i64 products only keep bits that
+/// survive the final truncation.
 #[inline(always)]
-fn restore32(o: i32, t: i32, angle: bool) -> i32 {
-    let abs = o.unsigned_abs();
-    // Keep the top 15 significant bits (rounded) of large references.
-    let sh = 17u32.saturating_sub(abs.leading_zeros());
-    let m = (abs.wrapping_add((1u32 << sh) >> 1)) >> sh;
-    // m == 0 only for o == 0, whose restored value is 0 whatever q is.
-    let recip = (1073741824.0 / f64::from(m.max(1) as i32)) as i32;
-    let signed = if o < 0 { -recip } else { recip };
+fn restore32(o: i32, t: i32, signed: i32, sh: u32, angle: bool) -> i32 {
     // |signed| <= 2^30, so the product and rounding stay within i64.
     let y = i64::from(signed) * i64::from(t) + (1i64 << (14 + sh));
-    let q = if y < 0 { 0 } else { ((y as u64) >> (15 + sh)).min(32768) as i32 };
+    let q = if y < 0 {
+        0
+    } else {
+        ((y as u64) >> (15 + sh)).min(32768) as i32
+    };
     // Bits 15..47 of q * o, the same for a logical or an arithmetic shift.
     let rst = ((i64::from(q) * i64::from(o) + 16384) as u64 >> 15) as i32;
     // min/max(rst * 100, t) in i64, as libvmaf: when rst * 100 leaves the
     // i32 range it is beyond t on the side that selects t.
     let big = rst.unsigned_abs() > 21_474_836;
     let boosted = rst.wrapping_mul(100);
-    let limited = if o > 0 { boosted.min(t) } else { boosted.max(t) };
+    let limited = if o > 0 {
+        boosted.min(t)
+    } else {
+        boosted.max(t)
+    };
     let limited = if big { t } else { limited };
     if angle & (q > 0) & (o != 0) {
         limited
     } else {
         rst
+    }
+}
+
+/// Signed reciprocal of each reference `o` from its top 15 significant
+/// bits (rounded): `sh` drops `max(0, bitlen - 15)` bits and the reciprocal
+/// is `trunc(2^30 / m)` of the remaining `m <= 2^15`, exact in f64 (the
+/// quotient is at least `1/m` away from the next integer). The bit length
+/// comes from the exponent of the exact f64 conversion, and the loop is
+/// separate, so that it vectorises. `m == 0` only for `o == 0`, whose
+/// restored value is 0 whatever the reciprocal.
+#[inline(always)]
+fn reciprocals32(o: &[i32], recip: &mut [i32], shift: &mut [u32]) {
+    for ((r, s), &o) in recip.iter_mut().zip(shift.iter_mut()).zip(o) {
+        let abs = o.unsigned_abs();
+        let e = ((f64::from(abs).to_bits() >> 52) as i32) - 1023;
+        let sh = (e - 14).max(0) as u32;
+        let m = (abs.wrapping_add((1u32 << sh) >> 1)) >> sh;
+        let q = recip30(m.max(1) as i32);
+        *r = if o < 0 { -q } else { q };
+        *s = sh;
     }
 }
 
@@ -72,6 +89,8 @@ fn decouple_row(
     cos_sq: f64,
     rf: &[i32; 3],
     angle: &mut [bool],
+    recip: &mut [i32],
+    shift: &mut [u32],
     out_r: &mut [i32],
     out_csf: &mut [i32],
     out_flt: &mut [i32],
@@ -98,8 +117,9 @@ fn decouple_row(
             bits |= a.unsigned_abs() | b.unsigned_abs() | c.unsigned_abs() | d.unsigned_abs();
         }
         if bits < 1 << 26 {
-            for (a, ((&oh, &ov), (&th, &tv))) in
-                angle.iter_mut().zip(oh.iter().zip(ov).zip(th.iter().zip(tv)))
+            for (a, ((&oh, &ov), (&th, &tv))) in angle
+                .iter_mut()
+                .zip(oh.iter().zip(ov).zip(th.iter().zip(tv)))
             {
                 let (oh, ov, th, tv) = (f64::from(oh), f64::from(ov), f64::from(th), f64::from(tv));
                 let dot = f64::from((oh * th + ov * tv) as f32) / 4096.0;
@@ -108,8 +128,9 @@ fn decouple_row(
                 *a = dot >= 0.0 && dot * dot >= cos_sq * o2 * t2;
             }
         } else {
-            for (a, ((&oh, &ov), (&th, &tv))) in
-                angle.iter_mut().zip(oh.iter().zip(ov).zip(th.iter().zip(tv)))
+            for (a, ((&oh, &ov), (&th, &tv))) in angle
+                .iter_mut()
+                .zip(oh.iter().zip(ov).zip(th.iter().zip(tv)))
             {
                 *a = within_one_degree(
                     cos_sq,
@@ -130,15 +151,18 @@ fn decouple_row(
             let co = &mut out_csf[cols.clone()];
             let fo = &mut out_flt[cols];
             let f = rf[b];
-            for (((((&o, &t), &ang), ro), co), fo) in o
+            reciprocals32(o, recip, shift);
+            for (((((((&o, &t), &rc), &sh), &ang), ro), co), fo) in o
                 .iter()
                 .zip(t)
+                .zip(&*recip)
+                .zip(&*shift)
                 .zip(&*angle)
                 .zip(ro.iter_mut())
                 .zip(co.iter_mut())
                 .zip(fo.iter_mut())
             {
-                let rst = restore32(o, t, ang);
+                let rst = restore32(o, t, rc, sh, ang);
                 *ro = rst;
                 let a = t.wrapping_sub(rst);
                 // Only bits 28..60 (resp. 32..64) are kept: logical shifts.
@@ -176,7 +200,10 @@ pub fn denominator(r: &Bands<i32>, scale: usize) -> f32 {
             let mut row = 0u64;
             for &x in &band[s.clone()] {
                 let a = u64::from(x.unsigned_abs());
-                let v = ((((a * a).wrapping_add(sq_r)) >> sq).wrapping_mul(a).wrapping_add(cub_r)) >> cub;
+                let v = ((((a * a).wrapping_add(sq_r)) >> sq)
+                    .wrapping_mul(a)
+                    .wrapping_add(cub_r))
+                    >> cub;
                 row = row.wrapping_add(v);
             }
             acc[b] = acc[b].wrapping_add((row.wrapping_add(acc_r)) >> acc_sh);
@@ -196,7 +223,14 @@ pub fn denominator(r: &Bands<i32>, scale: usize) -> f32 {
 }
 
 #[inline(always)]
-fn threshold_row(m: &RowCache<i32>, w: usize, h: usize, i: usize, thr: &mut [i32], col: &mut [i32]) {
+fn threshold_row(
+    m: &RowCache<i32>,
+    w: usize,
+    h: usize,
+    i: usize,
+    thr: &mut [i32],
+    col: &mut [i32],
+) {
     let (p, n) = neighbours(i, h);
     thr.fill(0);
     for b in 0..3 {
@@ -243,9 +277,19 @@ pub fn numerator(r: &Bands<i32>, d: &Bands<i32>, scale: usize) -> f32 {
     let cos_sq = cos1_sq();
     let rf_all = rf32(scale);
     let mut angle = vec![false; outer.right - outer.left];
+    let mut recip = vec![0i32; outer.right - outer.left];
+    let mut shift = vec![0u32; outer.right - outer.left];
     let mut m = RowCache::<i32>::new(w);
-    let rows = if reg.top > 0 { reg.top..reg.bottom } else { 0..h };
-    let cols = if reg.left > 0 { reg.left..reg.right } else { 0..w };
+    let rows = if reg.top > 0 {
+        reg.top..reg.bottom
+    } else {
+        0..h
+    };
+    let cols = if reg.left > 0 {
+        reg.left..reg.right
+    } else {
+        0..w
+    };
     let rf = rf32(scale);
     let cub = ceil_log2_minus(w, 0.0);
     let cub_r = half(cub);
@@ -258,7 +302,10 @@ pub fn numerator(r: &Bands<i32>, d: &Bands<i32>, scale: usize) -> f32 {
         let (p, n) = neighbours(i, h);
         for k in [p, i, n] {
             if let Some((ro, co, fo)) = m.missing(k) {
-                decouple_row(r, d, k, &outer, cos_sq, &rf_all, &mut angle, ro, co, fo);
+                decouple_row(
+                    r, d, k, &outer, cos_sq, &rf_all, &mut angle, &mut recip, &mut shift, ro, co,
+                    fo,
+                );
             }
         }
         threshold_row(&m, w, h, i, &mut thr, &mut col);
