@@ -887,7 +887,7 @@ function hullChart(doc) {
   const xl = svgEl('text', { x: (W + L) / 2, y: H - 4, 'text-anchor': 'middle', class: 'axis' }); xl.textContent = 'kb/s'; svg.append(xl);
   const heights = [...new Set((doc.candidates || []).map((p) => p.height))].sort((a, b) => a - b);
   for (const p of doc.candidates || []) {
-    const hue = (heights.indexOf(p.height) * 360) / Math.max(1, heights.length);
+    const hue = heightHue(heights, p.height);
     const c = svgEl('circle', { cx: x(p.kbps), cy: y(p.vmaf), r: 3, class: 'cand', style: `fill:hsl(${hue} 60% 60%)` });
     const tip = svgEl('title'); tip.textContent = `${p.width}×${p.height} crf ${p.crf}: ${Math.round(p.kbps)} kb/s, VMAF ${p.vmaf.toFixed(2)}`; c.append(tip);
     svg.append(c);
@@ -903,8 +903,14 @@ function hullChart(doc) {
     const tip = svgEl('title'); tip.textContent = `${r.name}: ${Math.round(r.kbps)} kb/s, VMAF ${r.vmaf.toFixed(2)}`; c.append(tip);
     svg.append(c);
   }
+  const legend = h('span', { class: 'hull-legend' }, heights.map((ht) => h('span', { style: `color:hsl(${heightHue(heights, ht)} 60% 60%)` }, `● ${ht}p `)));
   return h('figure', { class: 'hull-figure' }, svg,
-    h('figcaption', { class: 'muted' }, 'Dots: candidate encodes (colour = resolution). Line: convex hull. Rings: chosen rungs. Squares: fixed ladder.'));
+    h('figcaption', { class: 'muted' }, legend, ' Dots: candidate encodes. Line: convex hull. Rings: chosen rungs. Squares: fixed ladder.'));
+}
+
+/** Resolutions get hues away from the hull's red. */
+function heightHue(heights, height) {
+  return 160 + (heights.indexOf(height) * 170) / Math.max(1, heights.length - 1 || 1);
 }
 
 function episodesSection(t) {

@@ -78,6 +78,9 @@ test('an ingested title shows its ladder to an operator and plays over HLS', { t
     }
     assert.equal(await page.getByTestId('hull-rung').count(), report.ladder.length);
     assert.ok(await page.locator('[data-testid="hull-chart"] circle.cand').count() >= 6, 'every candidate is drawn');
+    if (process.env.REEL_E2E_SHOTS) {
+      await page.getByTestId('ladder').screenshot({ path: path.join(process.env.REEL_E2E_SHOTS, 'ladder.png') });
+    }
 
     // ---- it plays over HLS through the web UI --------------------------------
     await page.getByTestId('play').click();

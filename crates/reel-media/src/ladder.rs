@@ -52,11 +52,14 @@ pub struct LadderPolicy {
     /// Quality beyond which more bits are wasted: the top rung is the
     /// cheapest hull point at or above it (or the best there is).
     pub top_vmaf: f64,
+    /// Quality too poor to be worth streaming: hull points below it are
+    /// left out (unless nothing else is left).
+    pub min_vmaf: f64,
 }
 
 impl Default for LadderPolicy {
     fn default() -> Self {
-        LadderPolicy { max_rungs: 6, min_step: 1.5, top_vmaf: 95.0 }
+        LadderPolicy { max_rungs: 6, min_step: 1.5, top_vmaf: 95.0, min_vmaf: 20.0 }
     }
 }
 
@@ -64,6 +67,8 @@ impl Default for LadderPolicy {
 /// point whenever it is at least `min_step` cheaper than the last kept;
 /// the hull's cheapest point closes the ladder.
 pub fn choose_ladder(hull: &[RatePoint], policy: LadderPolicy) -> Vec<RatePoint> {
+    let floor = hull.iter().position(|p| p.vmaf >= policy.min_vmaf).unwrap_or(hull.len().saturating_sub(1));
+    let hull = &hull[floor.min(hull.len())..];
     if hull.is_empty() {
         return Vec::new();
     }
@@ -193,6 +198,10 @@ mod tests {
         let ladder = choose_ladder(&hull, LadderPolicy::default());
         let rates: Vec<f64> = ladder.iter().map(|p| p.kbps).collect();
         assert_eq!(rates, vec![100.0, 180.0, 300.0, 500.0, 900.0]);
+        // Below the floor is not worth a rung.
+        let mut low = vec![p(240, 45, 50.0, 8.0)];
+        low.extend(hull.iter().cloned());
+        assert_eq!(choose_ladder(&low, LadderPolicy::default()).first().map(|p| p.kbps), Some(100.0));
         assert!(ladder.windows(2).all(|w| w[1].kbps >= 1.5 * w[0].kbps || w[0].kbps == 100.0));
     }
 

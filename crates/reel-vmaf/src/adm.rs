@@ -14,6 +14,13 @@
 //! libvmaf refuses frames of 32 samples or less in either direction. Such
 //! frames are still scored here (with edge handling clamped so that every
 //! access stays in bounds) but the numbers have no reference to match.
+//!
+//! Speed: the whole computation is written as `#[inline(always)]` scalar
+//! loops that LLVM vectorises, compiled three times (AVX-512, AVX2, plain
+//! x86-64) and chosen once at run time. Closures and iterator adapters are
+//! kept out of the hot loops since they would be compiled without the SIMD
+//! target features. The decoupling is done row by row into a three-row ring
+//! consumed directly by the masking/pooling step.
 use crate::Plane;
 
 mod common;
