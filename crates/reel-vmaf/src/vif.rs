@@ -12,7 +12,13 @@ use std::sync::OnceLock;
 use crate::Plane;
 
 #[cfg(target_arch = "x86_64")]
+mod avx2;
+#[cfg(target_arch = "x86_64")]
 mod avx512;
+
+/// The vertical pass stores its rows offset by this (as signed 16-bit
+/// values around zero), which the `pmaddwd` horizontal passes need.
+const XOR: u16 = 0x8000;
 
 /// Per-scale VIF scores (`integer_vif_scale0..3` in libvmaf's log), plus the
 /// numerator and denominator each is the ratio of (`integer_vif_num_scaleN`,
@@ -184,6 +190,28 @@ fn ld<const N: usize>(s: &[u16], c: usize) -> [u32; N] {
     o
 }
 
+/// [`ld`] of rows stored offset by [`XOR`].
+#[inline(always)]
+fn ld_x<const N: usize>(s: &[u16], c: usize) -> [u32; N] {
+    let mut o = [0u32; N];
+    if let Some(Ok(x)) = s.get(c..c + N).map(<&[u16; N]>::try_from) {
+        for l in 0..N {
+            o[l] = u32::from(x[l] ^ XOR);
+        }
+    }
+    o
+}
+
+/// [`st`] offset by [`XOR`].
+#[inline(always)]
+fn st_x<const N: usize>(s: &mut [u16], c: usize, v: &[u32; N]) {
+    if let Some(Ok(x)) = s.get_mut(c..c + N).map(<&mut [u16; N]>::try_from) {
+        for l in 0..N {
+            x[l] = (v[l] as u16) ^ XOR;
+        }
+    }
+}
+
 #[inline(always)]
 fn st<const N: usize>(s: &mut [u16], c: usize, v: &[u32; N]) {
     if let Some(Ok(x)) = s.get_mut(c..c + N).map(<&mut [u16; N]>::try_from) {
@@ -295,7 +323,7 @@ fn vblock<const N: usize, const H: usize, const EXACT: bool>(
         r[7][l] = z >> 16;
     }
     for (row, v) in out.iter_mut().zip(&r) {
-        st::<N>(row, o + c, v);
+        st_x::<N>(row, o + c, v);
     }
 }
 
@@ -303,15 +331,15 @@ fn vblock<const N: usize, const H: usize, const EXACT: bool>(
 #[inline(always)]
 fn hsum<const N: usize, const H: usize>(row: &[u16], c: usize, f: &Folded) -> [u32; N] {
     let half = H;
-    let x = ld::<N>(row, c + half);
+    let x = ld_x::<N>(row, c + half);
     let mut a = [0u32; N];
     for l in 0..N {
         a[l] = f.c * x[l];
     }
     for k in 1..=half {
         let fk = f.p[k - 1];
-        let xa = ld::<N>(row, c + half - k);
-        let xb = ld::<N>(row, c + half + k);
+        let xa = ld_x::<N>(row, c + half - k);
+        let xb = ld_x::<N>(row, c + half + k);
         for l in 0..N {
             a[l] = a[l].wrapping_add(fk * (xa[l] + xb[l]));
         }
@@ -359,7 +387,7 @@ fn column_taps(plane: &[u16], i: usize, w: usize, h: usize, half: usize) -> [&[u
 /// One scale's (numerator, denominator). At scale 0 the vertical pass rounds
 /// by the sample depth instead of 16 bits.
 #[inline(always)]
-fn statistic<const B: usize, const H: usize, const EXACT: bool, const V512: bool>(rf: &[u16], ds: &[u16], w: usize, h: usize, scale: usize, bpc: u32) -> (f32, f32) {
+fn statistic<const B: usize, const H: usize, const EXACT: bool, const ISA: u8>(rf: &[u16], ds: &[u16], w: usize, h: usize, scale: usize, bpc: u32) -> (f32, f32) {
     let f = Folded::new(FILTERS[scale]);
     let half = f.half;
     let (mu_shift, sq_shift) = if scale == 0 { (bpc, 2 * (bpc - 8)) } else { (16, 16) };
@@ -374,7 +402,18 @@ fn statistic<const B: usize, const H: usize, const EXACT: bool, const V512: bool
     let mut lanes = Lanes::<B>::new();
     let mut lane1 = Lanes::<1>::new();
     let pw = w + 2 * half;
-    let mut rows: [Vec<u16>; 8] = std::array::from_fn(|_| vec![0u16; pw]);
+    // One spare sample past the padding for the paired loads of `hrow`.
+    let mut rows: [Vec<u16>; 8] = std::array::from_fn(|_| vec![0u16; pw + 1]);
+    let filt = FILTERS[scale];
+    let mut coef = [0i32; 9];
+    for (m, v) in coef.iter_mut().enumerate().take(half + 1) {
+        let lo = u32::from(filt[2 * m]);
+        let hi = filt.get(2 * m + 1).map_or(0, |&x| u32::from(x));
+        *v = (lo | (hi << 16)) as i32;
+    }
+    let corr = filt.iter().fold(0u32, |a, &x| a.wrapping_add(u32::from(x) << 15));
+    // pmaddwd needs taps below 2^15 (all but scale 3's).
+    let paired = filt.iter().all(|&x| x < 0x8000);
     let mut s1 = vec![0i32; w];
     let mut s2 = vec![0i32; w];
     let mut s12 = vec![0i32; w];
@@ -394,7 +433,24 @@ fn statistic<const B: usize, const H: usize, const EXACT: bool, const V512: bool
             pad_row(row, half, w);
         }
         let mut c = 0;
-        while c < wb {
+        #[cfg(target_arch = "x86_64")]
+        if paired {
+            #[allow(unsafe_code)]
+            // SAFETY: ISA is 1 or 2 only on the paths isa() chose after
+            // checking every feature the kernels enable.
+            {
+                c = match (ISA, H) {
+                    (2, 8) => unsafe { avx512::hrow::<9>(&rows, &coef, corr, w, &mut s1, &mut s2, &mut s12) },
+                    (2, 4) => unsafe { avx512::hrow::<5>(&rows, &coef, corr, w, &mut s1, &mut s2, &mut s12) },
+                    (2, 2) => unsafe { avx512::hrow::<3>(&rows, &coef, corr, w, &mut s1, &mut s2, &mut s12) },
+                    (1, 8) => unsafe { avx2::hrow::<9>(&rows, &coef, corr, w, &mut s1, &mut s2, &mut s12) },
+                    (1, 4) => unsafe { avx2::hrow::<5>(&rows, &coef, corr, w, &mut s1, &mut s2, &mut s12) },
+                    (1, 2) => unsafe { avx2::hrow::<3>(&rows, &coef, corr, w, &mut s1, &mut s2, &mut s12) },
+                    _ => 0,
+                };
+            }
+        }
+        while c + B <= w {
             let mut o = [[0i32; B]; 3];
             hblock::<B, H>(&rows, &f, c, &mut o);
             s1[c..c + B].copy_from_slice(&o[0]);
@@ -402,7 +458,7 @@ fn statistic<const B: usize, const H: usize, const EXACT: bool, const V512: bool
             s12[c..c + B].copy_from_slice(&o[2]);
             c += B;
         }
-        for c in wb..w {
+        for c in c..w {
             let mut o = [[0i32; 1]; 3];
             hblock::<1, H>(&rows, &f, c, &mut o);
             s1[c] = o[0][0];
@@ -411,12 +467,16 @@ fn statistic<const B: usize, const H: usize, const EXACT: bool, const V512: bool
         }
         let mut done = 0;
         #[cfg(target_arch = "x86_64")]
-        if V512 {
+        {
             #[allow(unsafe_code)]
-            // SAFETY: V512 is set only on the path isa() chose after checking
-            // every feature accum_row enables.
+            // SAFETY: ISA is 1 or 2 only on the paths isa() chose after
+            // checking every feature accum_row enables.
             {
-                done = unsafe { avx512::accum_row(&mut acc, table, &s1, &s2, &s12) };
+                done = match ISA {
+                    2 => unsafe { avx512::accum_row(&mut acc, table, &s1, &s2, &s12) },
+                    1 => unsafe { avx2::accum_row(&mut acc, table, &s1, &s2, &s12) },
+                    _ => 0,
+                };
             }
         }
         let mut c = done;
@@ -536,7 +596,7 @@ fn subsample<const B: usize, const H: usize>(src: &[u16], w: usize, h: usize, fi
 
 /// The four scales, each kernel `B` columns wide.
 #[inline(always)]
-fn vif_impl<const B: usize, const V512: bool>(rf0: &[u16], ds0: &[u16], w: usize, h: usize, bpc: u32) -> VifScore {
+fn vif_impl<const B: usize, const ISA: u8>(rf0: &[u16], ds0: &[u16], w: usize, h: usize, bpc: u32) -> VifScore {
     let mut out = VifScore { scale: [1.0; 4], num: [0.0; 4], den: [0.0; 4] };
     let mut rf: std::borrow::Cow<[u16]> = std::borrow::Cow::Borrowed(rf0);
     let mut ds: std::borrow::Cow<[u16]> = std::borrow::Cow::Borrowed(ds0);
@@ -556,11 +616,11 @@ fn vif_impl<const B: usize, const V512: bool>(rf0: &[u16], ds0: &[u16], w: usize
             ch /= 2;
         }
         let (num, den) = match (scale, bpc) {
-            (0, 8) => statistic::<B, 8, true, V512>(&rf, &ds, cw, ch, scale, bpc),
-            (0, _) => statistic::<B, 8, false, V512>(&rf, &ds, cw, ch, scale, bpc),
-            (1, _) => statistic::<B, 4, false, V512>(&rf, &ds, cw, ch, scale, bpc),
-            (2, _) => statistic::<B, 2, false, V512>(&rf, &ds, cw, ch, scale, bpc),
-            _ => statistic::<B, 1, false, V512>(&rf, &ds, cw, ch, scale, bpc),
+            (0, 8) => statistic::<B, 8, true, ISA>(&rf, &ds, cw, ch, scale, bpc),
+            (0, _) => statistic::<B, 8, false, ISA>(&rf, &ds, cw, ch, scale, bpc),
+            (1, _) => statistic::<B, 4, false, ISA>(&rf, &ds, cw, ch, scale, bpc),
+            (2, _) => statistic::<B, 2, false, ISA>(&rf, &ds, cw, ch, scale, bpc),
+            _ => statistic::<B, 1, false, ISA>(&rf, &ds, cw, ch, scale, bpc),
         };
         out.num[scale] = num;
         out.den[scale] = den;
@@ -572,13 +632,13 @@ fn vif_impl<const B: usize, const V512: bool>(rf0: &[u16], ds0: &[u16], w: usize
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512cd,avx2,fma,bmi1,bmi2,lzcnt,popcnt")]
 fn vif_avx512(rf: &[u16], ds: &[u16], w: usize, h: usize, bpc: u32) -> VifScore {
-    vif_impl::<16, true>(rf, ds, w, h, bpc)
+    vif_impl::<16, 2>(rf, ds, w, h, bpc)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,bmi1,bmi2,lzcnt,popcnt")]
 fn vif_avx2(rf: &[u16], ds: &[u16], w: usize, h: usize, bpc: u32) -> VifScore {
-    vif_impl::<8, false>(rf, ds, w, h, bpc)
+    vif_impl::<8, 1>(rf, ds, w, h, bpc)
 }
 
 /// Which kernels this CPU can run, decided once.
@@ -659,5 +719,5 @@ pub fn vif(reference: &Plane, distorted: &Plane) -> VifScore {
         }
         Isa::Base => {}
     }
-    vif_impl::<8, false>(rf, ds, w, h, bpc)
+    vif_impl::<8, 0>(rf, ds, w, h, bpc)
 }

@@ -1,7 +1,8 @@
 //! `reel media vmaf` against libvmaf: the scores VMAF's own test suite
 //! publishes for its resource pairs, and pairs generated here (Debian's
 //! ffmpeg: test sources, x264 at several qualities, 8- and 10-bit, 360p to
-//! 1080p) scored by the libvmaf inside PyPI's `imageio-ffmpeg` (the oracle;
+//! 1080p) scored by the libvmaf inside PyPI's `imageio-ffmpeg` (the oracle,
+//! which also checks PSNR and SSIM;
 //! `scripts/setup --test` installs it).
 
 use serde_json::Value;
@@ -132,13 +133,14 @@ fn generated_pairs_agree_with_libvmaf_frame_by_frame() {
         let out = Command::new(&oracle)
             .args(["-nostdin", "-hide_banner", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", fmt, "-s", size, "-i", d])
             .args(["-f", "rawvideo", "-pix_fmt", fmt, "-s", size, "-i", r])
-            .args(["-lavfi", &format!("libvmaf=log_path={}:log_fmt=json:n_threads=2", log.display()), "-f", "null", "-"])
+            .args(["-lavfi", &format!("libvmaf=log_path={}:log_fmt=json:n_threads=2:feature=name=psnr|name=float_ssim", log.display())])
+            .args(["-f", "null", "-"])
             .output()
             .expect("oracle");
         assert!(out.status.success(), "oracle: {}", String::from_utf8_lossy(&out.stderr));
         let want: Value = serde_json::from_slice(&std::fs::read(&log).expect("log")).expect("oracle json");
         let (w, h) = size.split_once('x').expect("size");
-        let got = vmaf(&["--ref", r, "--dist", d, "--width", w, "--height", h, "--pix-fmt", fmt, "--no-ssim"]);
+        let got = vmaf(&["--ref", r, "--dist", d, "--width", w, "--height", h, "--pix-fmt", fmt]);
         let (gf, wf) = (got["frames"].as_array().expect("frames"), want["frames"].as_array().expect("oracle frames"));
         assert_eq!(gf.len(), wf.len(), "{tag}: frame count");
         let mut spread = 0.0f64;
@@ -149,6 +151,11 @@ fn generated_pairs_agree_with_libvmaf_frame_by_frame() {
             for (ours, theirs) in [("adm2", "integer_adm2"), ("motion2", "integer_motion2"), ("vif_scale0", "integer_vif_scale0"), ("vif_scale3", "integer_vif_scale3")] {
                 let (x, y) = (g[ours].as_f64().expect("feature"), o["metrics"][theirs].as_f64().expect("oracle feature"));
                 assert!((x - y).abs() <= 2e-6, "{tag} frame {} {ours}: {x} vs {y}", g["frame"]);
+            }
+            // PSNR and SSIM beside VMAF, as libvmaf's psnr and float_ssim report them.
+            for (ours, theirs, tol) in [("psnr_y", "psnr_y", 1e-5), ("ssim", "float_ssim", 5e-4)] {
+                let (x, y) = (g[ours].as_f64().expect("metric"), o["metrics"][theirs].as_f64().expect("oracle metric"));
+                assert!((x - y).abs() <= tol, "{tag} frame {} {ours}: {x} vs libvmaf {y}", g["frame"]);
             }
         }
         // A pair that is not trivially perfect: the test means something.

@@ -72,3 +72,72 @@ pub(super) fn accum_row(acc: &mut Accum, table: &[u32; 32768], s1: &[i32], s2: &
     acc.den_non_log += den_non_log;
     done
 }
+
+/// Horizontal pass and local (co)variances of the eight filtered rows
+/// (stored offset by `0x8000`, see `super::XOR`) for blocks of 32 pixels,
+/// with `pmaddwd` over tap pairs: `coef[m]` packs taps `2m` and `2m + 1`
+/// (signed 16-bit), `corr` adds back the offset's contribution. Each block's
+/// even pixels land in its first 16 outputs and the odd ones in the next 16
+/// (the statistic is a sum, so the order does not matter). Returns how many
+/// pixels were done; the caller handles the rest in natural order.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512cd,avx2,fma,bmi1,bmi2,lzcnt,popcnt")]
+pub(super) fn hrow<const M: usize>(
+    rows: &[Vec<u16>; 8],
+    coef: &[i32; 9],
+    corr: u32,
+    w: usize,
+    s1: &mut [i32],
+    s2: &mut [i32],
+    s12: &mut [i32],
+) -> usize {
+    let minlen = rows.iter().map(Vec::len).min().unwrap_or(0);
+    let n = w.min(s1.len()).min(s2.len()).min(s12.len());
+    let cf: [__m512i; M] = std::array::from_fn(|m| _mm512_set1_epi32(coef[m]));
+    let corr = _mm512_set1_epi32(corr as i32);
+    let round = _mm512_set1_epi32(32768);
+    let round64 = _mm512_set1_epi64(0x8000_0000);
+    let mut c = 0;
+    while c + 32 <= n && c + 2 * M + 31 <= minlen {
+        // Even (at c) and odd (at c + 1) outputs of one row.
+        let hs = |row: &[u16], at: usize| -> __m512i {
+            let mut acc = corr;
+            for (m, f) in cf.iter().enumerate() {
+                // SAFETY: at + 2m + 32 <= c + 2M + 31 <= row.len() (loop condition).
+                let x = unsafe { _mm512_loadu_si512(row.as_ptr().add(at + 2 * m).cast()) };
+                acc = _mm512_add_epi32(acc, _mm512_madd_epi16(x, *f));
+            }
+            acc
+        };
+        for (par, off) in [(0usize, 0usize), (1, 16)] {
+            let at = c + par;
+            let mu1 = hs(&rows[0], at);
+            let mu2 = hs(&rows[1], at);
+            let sq = |t: usize| {
+                let lo = hs(&rows[2 + 2 * t], at);
+                let hi = hs(&rows[3 + 2 * t], at);
+                _mm512_add_epi32(hi, _mm512_srli_epi32::<16>(_mm512_add_epi32(lo, round)))
+            };
+            let (xx, yy, xy) = (sq(0), sq(1), sq(2));
+            // (a * b + 2^31) >> 32 of u32 lanes.
+            let mulhi = |a: __m512i, b: __m512i| {
+                let e = _mm512_add_epi64(_mm512_mul_epu32(a, b), round64);
+                let o = _mm512_add_epi64(
+                    _mm512_mul_epu32(_mm512_srli_epi64::<32>(a), _mm512_srli_epi64::<32>(b)),
+                    round64,
+                );
+                _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64::<32>(e), o)
+            };
+            let o1 = _mm512_sub_epi32(xx, mulhi(mu1, mu1));
+            let o2 = _mm512_max_epi32(_mm512_sub_epi32(yy, mulhi(mu2, mu2)), _mm512_setzero_si512());
+            let o12 = _mm512_sub_epi32(xy, mulhi(mu1, mu2));
+            // SAFETY: c + off + 16 <= c + 32 <= n, within every output slice.
+            unsafe {
+                _mm512_storeu_si512(s1.as_mut_ptr().add(c + off).cast(), o1);
+                _mm512_storeu_si512(s2.as_mut_ptr().add(c + off).cast(), o2);
+                _mm512_storeu_si512(s12.as_mut_ptr().add(c + off).cast(), o12);
+            }
+        }
+        c += 32;
+    }
+    c
+}
