@@ -465,20 +465,17 @@ fn statistic<const B: usize, const H: usize, const EXACT: bool, const ISA: u8>(r
             s2[c] = o[1][0];
             s12[c] = o[2][0];
         }
-        let mut done = 0;
         #[cfg(target_arch = "x86_64")]
-        {
-            #[allow(unsafe_code)]
-            // SAFETY: ISA is 1 or 2 only on the paths isa() chose after
-            // checking every feature accum_row enables.
-            {
-                done = match ISA {
-                    2 => unsafe { avx512::accum_row(&mut acc, table, &s1, &s2, &s12) },
-                    1 => unsafe { avx2::accum_row(&mut acc, table, &s1, &s2, &s12) },
-                    _ => 0,
-                };
-            }
-        }
+        #[allow(unsafe_code)]
+        // SAFETY: ISA is 1 or 2 only on the paths isa() chose after checking
+        // every feature accum_row enables.
+        let done = match ISA {
+            2 => unsafe { avx512::accum_row(&mut acc, table, &s1, &s2, &s12) },
+            1 => unsafe { avx2::accum_row(&mut acc, table, &s1, &s2, &s12) },
+            _ => 0,
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        let done = 0;
         let mut c = done;
         while c + B <= w {
             let blk = |s: &[i32]| -> [i32; B] { std::array::from_fn(|l| s[c + l]) };
