@@ -651,8 +651,17 @@ pub(crate) enum Isa {
 pub(crate) fn isa() -> Isa {
     static ISA: OnceLock<Isa> = OnceLock::new();
     *ISA.get_or_init(|| {
-        // REEL_VMAF_ISA=base|avx2 caps the kernels (for testing every path).
-        let cap = std::env::var("REEL_VMAF_ISA").unwrap_or_default();
+        // REEL_VMAF_ISA=base|avx2 caps the kernels (for testing every path),
+        // as do a non-empty REEL_VMAF_NO_SIMD / REEL_VMAF_NO_AVX512 (the
+        // switches ADM reads too).
+        let set = |v: &str| std::env::var_os(v).is_some_and(|x| !x.is_empty());
+        let cap = if set("REEL_VMAF_NO_SIMD") {
+            "base".to_string()
+        } else if set("REEL_VMAF_NO_AVX512") {
+            "avx2".to_string()
+        } else {
+            std::env::var("REEL_VMAF_ISA").unwrap_or_default()
+        };
         if cap == "base" {
             Isa::Base
         } else if cap != "avx2"

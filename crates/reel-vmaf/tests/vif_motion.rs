@@ -148,3 +148,26 @@ fn small_and_odd_sizes_do_not_panic() {
     assert_eq!(vif(&tiny, &tiny).scale, [1.0; 4]);
     let _ = motion_sad(&motion_blur(&tiny), &motion_blur(&tiny), 8, 5);
 }
+
+/// The AVX-512, AVX2 and portable builds all give libvmaf's values: the
+/// exactness tests above rerun in child processes with each build forced
+/// (the build is chosen once per process).
+#[test]
+fn every_simd_build_is_exact() {
+    if std::env::var_os("REEL_VMAF_CHILD").is_some() {
+        return;
+    }
+    let Ok(exe) = std::env::current_exe() else { return };
+    for var in ["REEL_VMAF_NO_AVX512", "REEL_VMAF_NO_SIMD"] {
+        for test in ["eight_bit_160x90", "ten_bit_sparks", "ten_twelve_sixteen_bit_src01"] {
+            let out = std::process::Command::new(&exe)
+                .args(["--exact", test, "--test-threads=1"])
+                .env("REEL_VMAF_CHILD", "1")
+                .env(var, "1")
+                .output()
+                .expect("rerun the test binary");
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(out.status.success() && text.contains("1 passed"), "{test} with {var}: {text}{}", String::from_utf8_lossy(&out.stderr));
+        }
+    }
+}
