@@ -31,8 +31,8 @@ make_pair() { # name pattern pix_fmt
         -c:v libx264 -preset veryfast -crf 30 -pix_fmt "$fmt" "$DATA/$name.mp4"
     ffmpeg -nostdin -hide_banner -loglevel error -y -i "$DATA/$name.mp4" -pix_fmt "$fmt" -f rawvideo "$DATA/$name-dis.yuv"
 }
-make_pair testsrc2-8bit testsrc2 yuv420p
-make_pair mandelbrot-10bit mandelbrot yuv420p10le
+make_pair testsrc2-8bit-$FRAMES testsrc2 yuv420p
+make_pair mandelbrot-10bit-$FRAMES mandelbrot yuv420p10le
 
 best_of() { # command...: best wall seconds of RUNS
     python3 - "$RUNS" "$@" <<'PY'
@@ -48,8 +48,8 @@ print(f"{best:.4f}")
 PY
 }
 
-printf "%-18s %7s %12s %14s %7s %10s\n" pair threads "reel fps" "libvmaf fps" ratio "vmaf diff"
-for pair in testsrc2-8bit:yuv420p mandelbrot-10bit:yuv420p10le; do
+printf "%-22s %7s %12s %14s %7s %10s\n" pair threads "reel fps" "libvmaf fps" ratio "vmaf diff"
+for pair in testsrc2-8bit-$FRAMES:yuv420p mandelbrot-10bit-$FRAMES:yuv420p10le; do
     name=${pair%%:*}; fmt=${pair##*:}
     ref=$DATA/$name-ref.yuv; dis=$DATA/$name-dis.yuv
     ours_score=$("$REEL" media vmaf --ref "$ref" --dist "$dis" --width 1920 --height 1080 --pix-fmt "$fmt" --no-ssim --json \
@@ -66,7 +66,7 @@ for pair in testsrc2-8bit:yuv420p mandelbrot-10bit:yuv420p10le; do
 import sys
 name, threads, frames, ours, theirs, diff = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5]), sys.argv[6]
 a, b = frames / ours, frames / theirs
-print(f"{name:<18} {threads:>7} {a:>12.1f} {b:>14.1f} {a/b:>6.2f}x {diff:>10}")
+print(f"{name:<22} {threads:>7} {a:>12.1f} {b:>14.1f} {a/b:>6.2f}x {diff:>10}")
 PY
     done
 done

@@ -47,7 +47,9 @@ pub fn convex_hull(points: &[RatePoint]) -> Vec<RatePoint> {
 pub struct LadderPolicy {
     /// Most rungs in the ladder.
     pub max_rungs: usize,
-    /// Each rung at least this many times the bitrate of the one below.
+    /// The bitrate ratio aimed for between neighbouring rungs.
+    pub step: f64,
+    /// Neighbouring rungs differ by at least this ratio.
     pub min_step: f64,
     /// Quality beyond which more bits are wasted: the top rung is the
     /// cheapest hull point at or above it (or the best there is).
@@ -59,13 +61,14 @@ pub struct LadderPolicy {
 
 impl Default for LadderPolicy {
     fn default() -> Self {
-        LadderPolicy { max_rungs: 6, min_step: 1.5, top_vmaf: 95.0, min_vmaf: 20.0 }
+        LadderPolicy { max_rungs: 6, step: 1.6, min_step: 1.25, top_vmaf: 95.0, min_vmaf: 20.0 }
     }
 }
 
-/// Picks rungs from the hull: the top rung first, then down, keeping a
-/// point whenever it is at least `min_step` cheaper than the last kept;
-/// the hull's cheapest point closes the ladder.
+/// Picks rungs from the hull: the top rung first, then down, each time the
+/// hull point nearest (in log bitrate) to `step` times cheaper than the last
+/// rung, never closer than `min_step`; the hull's cheapest point closes the
+/// ladder when there is room.
 pub fn choose_ladder(hull: &[RatePoint], policy: LadderPolicy) -> Vec<RatePoint> {
     let floor = hull.iter().position(|p| p.vmaf >= policy.min_vmaf).unwrap_or(hull.len().saturating_sub(1));
     let hull = &hull[floor.min(hull.len())..];
@@ -74,20 +77,24 @@ pub fn choose_ladder(hull: &[RatePoint], policy: LadderPolicy) -> Vec<RatePoint>
     }
     let top = hull.iter().position(|p| p.vmaf >= policy.top_vmaf).unwrap_or(hull.len() - 1);
     let mut rungs = vec![hull[top].clone()];
-    for p in hull[..top].iter().rev() {
-        if rungs.len() >= policy.max_rungs {
-            break;
-        }
+    let mut below = top;
+    while rungs.len() < policy.max_rungs {
         let last = rungs.last().map_or(f64::INFINITY, |r| r.kbps);
-        if p.kbps * policy.min_step <= last {
-            rungs.push(p.clone());
-        }
+        let target = (last / policy.step).ln();
+        let pick = hull[..below]
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.kbps * policy.min_step <= last)
+            .min_by(|(_, a), (_, b)| (a.kbps.ln() - target).abs().total_cmp(&(b.kbps.ln() - target).abs()));
+        let Some((i, p)) = pick else { break };
+        rungs.push(p.clone());
+        below = i;
     }
     // The cheapest point gives the worst networks something to play.
     if rungs.len() < policy.max_rungs && rungs.last() != hull.first() {
         let cheapest = &hull[0];
         let last = rungs.last().map_or(f64::INFINITY, |r| r.kbps);
-        if cheapest.kbps * 1.2 <= last {
+        if cheapest.kbps * policy.min_step <= last {
             rungs.push(cheapest.clone());
         }
     }
@@ -202,7 +209,7 @@ mod tests {
         let mut low = vec![p(240, 45, 50.0, 8.0)];
         low.extend(hull.iter().cloned());
         assert_eq!(choose_ladder(&low, LadderPolicy::default()).first().map(|p| p.kbps), Some(100.0));
-        assert!(ladder.windows(2).all(|w| w[1].kbps >= 1.5 * w[0].kbps || w[0].kbps == 100.0));
+        assert!(ladder.windows(2).all(|w| w[1].kbps >= 1.25 * w[0].kbps));
     }
 
     #[test]

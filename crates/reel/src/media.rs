@@ -397,7 +397,8 @@ fn print_comparison(c: &Comparison) {
             _ => println!("{:>10} {:>10.0} {:>8.2} {:>16} {:>8}", format!("{}x{}", f.width, f.height), f.kbps, f.vmaf, "not reached", "-"),
         }
     }
-    println!("per-title ladder needs {:.1}% fewer bits at equal VMAF", c.savings * 100.0);
+    let (how, share) = if c.savings >= 0.0 { ("fewer", c.savings) } else { ("more", -c.savings) };
+    println!("per-title ladder: {:.1}% {how} bits than the fixed ladder at equal VMAF", share * 100.0);
 }
 
 /// Progress bars for the ingest stages.

@@ -115,7 +115,7 @@ async fn ingest_refuses_bad_input_resumes_after_a_kill_and_serves_dash() {
     let out = reel(&["media", "ladder", "--title", "seeking", "--data-dir", data_s, "--compare-fixed"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("fewer bits at equal VMAF"), "{text}");
+    assert!(text.contains("bits than the fixed ladder at equal VMAF"), "{text}");
     let out = reel(&["media", "ladder", "--title", "seeking", "--data-dir", data_s, "--json"]);
     let doc: Value = serde_json::from_slice(&out.stdout).expect("ladder json");
     let fixed = doc["fixed"]["rungs"].as_array().expect("fixed rungs");
