@@ -107,3 +107,31 @@ export async function waitInPage(page, what, fn, arg, timeout = 30_000) {
     throw new Error(`timed out waiting for ${what}: ${err.message.split('\n')[0]}`);
   }
 }
+
+/** A premium account promoted to operator (admin) with the CLI. */
+export async function operatorAccount(server, prefix = 'operator') {
+  const email = `${prefix}-${Date.now()}@example.com`;
+  const res = await fetch(`${server.base}/api/v1/accounts`, {
+    method: 'POST', headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ email, password: PASSWORD, plan: 'premium' }),
+  });
+  const text = await res.text();
+  if (res.status !== 201) throw new Error(`sign-up answered ${res.status}: ${text}`);
+  await new Promise((resolve, reject) => {
+    const p = spawn(BIN, ['accounts', 'promote', email, '--data-dir', server.dataDir], { stdio: 'inherit' });
+    p.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`promote exited ${code}`))));
+  });
+  return JSON.parse(text);
+}
+
+/** A page signed in as `signup` (session cookie, first profile picked),
+ *  collecting page errors into `problems`. */
+export async function signedInPage(browser, base, signup, problems) {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  await context.addCookies([{ name: 'reel_session', value: signup.token, url: base }]);
+  await context.addInitScript((id) => { try { localStorage.setItem('reel.profile', id); } catch {} }, signup.profiles[0].id);
+  const page = await context.newPage();
+  page.setDefaultTimeout(30_000);
+  page.on('pageerror', (err) => problems.push(`pageerror: ${err.message}`));
+  return page;
+}

@@ -13,7 +13,7 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { BIN, CHROMIUM, PASSWORD, REPO, ReelServer, launchChromium, waitInPage } from './harness.mjs';
+import { BIN, CHROMIUM, REPO, ReelServer, launchChromium, operatorAccount, signedInPage, waitInPage } from './harness.mjs';
 
 const SOURCE = path.join(REPO, '..', 'shared', 'data', 'video', 'Seeking_30_480_1050.mp4');
 const server = new ReelServer('reel-e2e-ingest-');
@@ -47,24 +47,10 @@ test('an ingested title shows its ladder to an operator and plays over HLS', { t
   assert.ok(report.ladder.length >= 2, `a ladder of at least two rungs: ${JSON.stringify(report.ladder)}`);
 
   // An operator account: sign up over the API, promote with the CLI.
-  const email = `ingest-${Date.now()}@example.com`;
-  const res = await fetch(`${base}/api/v1/accounts`, {
-    method: 'POST', headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ email, password: PASSWORD, plan: 'premium' }),
-  });
-  const text = await res.text();
-  assert.equal(res.status, 201, text);
-  const signup = JSON.parse(text);
-  await run(['accounts', 'promote', email, '--data-dir', server.dataDir]);
-
+  const signup = await operatorAccount(server, 'ingest');
   browser = await launchChromium();
-  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-  await context.addCookies([{ name: 'reel_session', value: signup.token, url: base }]);
-  await context.addInitScript((id) => { try { localStorage.setItem('reel.profile', id); } catch {} }, signup.profiles[0].id);
-  const page = await context.newPage();
-  page.setDefaultTimeout(30_000);
   const problems = [];
-  page.on('pageerror', (err) => problems.push(`pageerror: ${err.message}`));
+  const page = await signedInPage(browser, base, signup, problems);
 
   try {
     // ---- the title page shows the ladder and the hull chart ------------------

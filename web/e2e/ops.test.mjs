@@ -10,10 +10,9 @@
 
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { BIN, CHROMIUM, PASSWORD, ReelServer, launchChromium, waitInPage } from './harness.mjs';
+import { BIN, CHROMIUM, ReelServer, launchChromium, operatorAccount, signedInPage, waitInPage } from './harness.mjs';
 
 const server = new ReelServer('reel-e2e-ops-');
 let browser = null;
@@ -29,30 +28,14 @@ test('the Ops page charts the service from its metrics store', { timeout: 600_00
   const base = await server.start();
 
   // An operator account: sign up over the API, promote with the CLI.
-  const email = `ops-${Date.now()}@example.com`;
-  const res = await fetch(`${base}/api/v1/accounts`, {
-    method: 'POST', headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ email, password: PASSWORD, plan: 'premium' }),
-  });
-  const text = await res.text();
-  assert.equal(res.status, 201, text);
-  const signup = JSON.parse(text);
-  await new Promise((resolve, reject) => {
-    const p = spawn(BIN, ['accounts', 'promote', email, '--data-dir', server.dataDir], { stdio: 'inherit' });
-    p.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`promote exited ${code}`))));
-  });
+  const signup = await operatorAccount(server, 'ops');
   // Some traffic to chart, then at least one collection round (every 5 s).
   for (let i = 0; i < 20; i++) await fetch(`${base}/api/v1/genres`, { headers: { authorization: `Bearer ${signup.token}` } });
   await sleep(6_000);
 
   browser = await launchChromium();
-  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-  await context.addCookies([{ name: 'reel_session', value: signup.token, url: base }]);
-  await context.addInitScript((id) => { try { localStorage.setItem('reel.profile', id); } catch {} }, signup.profiles[0].id);
-  const page = await context.newPage();
-  page.setDefaultTimeout(30_000);
   const problems = [];
-  page.on('pageerror', (err) => problems.push(`pageerror: ${err.message}`));
+  const page = await signedInPage(browser, base, signup, problems);
 
   try {
     await page.goto(`${base}/ops`);

@@ -141,23 +141,25 @@ pub async fn ensure_demo_catalog(
             };
             let src = TestSource { pattern, hue_degrees: hue, tone_hz: tone, duration_s: seconds };
             let packaged = package_test_source(ffmpeg, &src, &DEMO_LADDER, &origin_dir.join(&id), cache).await?;
-            let renditions: Vec<Rendition> = packaged
-                .iter()
-                .map(|p| Rendition {
-                    name: p.name.clone(),
-                    width: p.width as i64,
-                    height: p.height as i64,
-                    bandwidth: p.bandwidth as i64,
-                    average_bandwidth: p.average_bandwidth as i64,
-                    codecs: p.codecs.clone(),
-                    playlist: p.playlist.clone(),
-                })
-                .collect();
+            let renditions: Vec<Rendition> = packaged.iter().map(rendition_row).collect();
             store.set_renditions(&id, &renditions).await?;
         }
         progress(done + 1, total, &name);
     }
     Ok(total)
+}
+
+/// The catalog row for a packaged rendition (demo packaging and ingest).
+pub fn rendition_row(p: &reel_media::PackagedRendition) -> Rendition {
+    Rendition {
+        name: p.name.clone(),
+        width: p.width as i64,
+        height: p.height as i64,
+        bandwidth: p.bandwidth as i64,
+        average_bandwidth: p.average_bandwidth as i64,
+        codecs: p.codecs.clone(),
+        playlist: p.playlist.clone(),
+    }
 }
 
 /// The artwork variants a new title gets (re-exported for the CLI).

@@ -109,7 +109,7 @@ pub fn spec() -> Value {
                          "properties": {"id": s("string"), "title": s("string"), "items": {"type": "array", "items": r("Card")}}, "required": ["title", "items"]}}}, "required": ["rows"]},
                 "Title": {"type": "object", "properties": {"id": s("string"), "name": s("string"), "synopsis": s("string"), "seasons": s("array"), "artwork": s("array")}, "required": ["id", "name"]},
                 "Playback": {"type": "object", "properties": {"id": s("string"), "token": s("string"), "expires_at": s("integer"),
-                             "manifests": {"type": "object", "properties": {"hls": s("string")}}, "urls": s("array"), "start_position_s": s("number")},
+                             "manifests": {"type": "object", "properties": {"hls": s("string"), "mpd": s("string")}}, "urls": s("array"), "start_position_s": s("number")},
                              "required": ["id", "token", "manifests", "urls"]}
             }
         }

@@ -61,35 +61,21 @@ pub fn read_media_playlist(path: &Path) -> Result<MediaPlaylist> {
 
 fn describe_rendition(dir: &Path, name: &str, width: u32, height: u32) -> Result<PackagedRendition> {
     let rdir = dir.join(name);
-    let playlist_path = rdir.join("index.m3u8");
-    let text = std::fs::read_to_string(&playlist_path).map_err(io_err(&playlist_path))?;
-    let incomplete = |what: &str| MediaError::Incomplete { dir: dir.to_path_buf(), what: what.to_string() };
-    if !text.starts_with("#EXTM3U") || !text.contains("#EXT-X-ENDLIST") {
-        return Err(incomplete(&format!("{name} is not a finished playlist")));
-    }
-    let mut init = None;
+    let incomplete = |what: &str| MediaError::Incomplete { dir: dir.to_path_buf(), what: format!("{name}: {what}") };
+    let playlist = read_media_playlist(&rdir.join("index.m3u8"))?;
     let mut total_bits = 0u64;
     let mut total_s = 0f64;
     let mut peak = 0f64;
-    let mut pending = None;
-    for line in text.lines() {
-        if let Some(rest) = line.strip_prefix("#EXT-X-MAP:URI=\"") {
-            init = rest.split('"').next().map(str::to_string);
-        } else if let Some(rest) = line.strip_prefix("#EXTINF:") {
-            pending = rest.split(',').next().and_then(|d| d.trim().parse::<f64>().ok());
-        } else if !line.starts_with('#') && !line.trim().is_empty() {
-            let seg = rdir.join(line.trim());
-            let bytes = std::fs::metadata(&seg).map_err(io_err(&seg))?.len();
-            let dur = pending.take().ok_or_else(|| incomplete("segment without #EXTINF"))?;
-            total_bits += bytes * 8;
-            total_s += dur;
-            if dur > 0.5 {
-                peak = peak.max((bytes * 8) as f64 / dur);
-            }
+    for (segment, dur) in &playlist.segments {
+        let seg = rdir.join(segment);
+        let bytes = std::fs::metadata(&seg).map_err(io_err(&seg))?.len();
+        total_bits += bytes * 8;
+        total_s += dur;
+        if *dur > 0.5 {
+            peak = peak.max((bytes * 8) as f64 / dur);
         }
     }
-    let init = init.ok_or_else(|| incomplete("no #EXT-X-MAP init segment"))?;
-    let init_path = rdir.join(&init);
+    let init_path = rdir.join(&playlist.init);
     let init_bytes = std::fs::read(&init_path).map_err(io_err(&init_path))?;
     let video = avc_codec(&init_bytes).ok_or_else(|| incomplete("init segment has no avcC box"))?;
     let has_audio = init_bytes.windows(4).any(|w| w == b"mp4a");

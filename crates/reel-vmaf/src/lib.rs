@@ -155,6 +155,9 @@ impl Scorer {
     /// Scores the next frames. Every pair must match in size and depth,
     /// with each other and with earlier frames.
     pub fn push(&mut self, pairs: Vec<(Plane, Plane)>) -> Result<(), Error> {
+        if pairs.is_empty() {
+            return Ok(());
+        }
         let first = self.frames.len();
         for (i, (r, d)) in pairs.iter().enumerate() {
             let index = first + i;
@@ -259,18 +262,6 @@ impl Scorer {
             frames,
         }
     }
-}
-
-/// Reads one planar 4:2:0/4:2:2/4:4:4 frame's luma from raw bytes (8-bit,
-/// or 16-bit little-endian words for 9 to 16 bits).
-pub fn luma_from_bytes(bytes: &[u8], width: usize, height: usize, bpc: u8) -> Plane {
-    let n = width * height;
-    let data = if bpc == 8 {
-        bytes[..n].iter().map(|&b| u16::from(b)).collect()
-    } else {
-        bytes[..2 * n].chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect()
-    };
-    Plane::new(data, width, height, bpc)
 }
 
 #[cfg(test)]

@@ -16,19 +16,7 @@ const FILTER: [u32; 5] = [3571, 16004, 26386, 16004, 3571];
 /// Largest value libvmaf lets a motion score reach (`motion_max_val`).
 const MOTION_MAX: f64 = 10000.0;
 
-/// Reflect an index into `0..n` without repeating the edge sample.
-#[inline]
-fn mirror(i: isize, n: usize) -> usize {
-    let n = n as isize;
-    let m = if i < 0 {
-        -i
-    } else if i >= n {
-        2 * n - i - 2
-    } else {
-        i
-    };
-    m.clamp(0, (n - 1).max(0)) as usize
-}
+use crate::vif::mirror;
 
 /// What motion keeps of each reference frame to compare with the next: the
 /// luma samples (`width * height` values) followed by one value holding the

@@ -59,7 +59,7 @@ fn log2_table() -> &'static [u16; 65536] {
 
 /// Reflect an index into `0..n` without repeating the edge sample.
 #[inline]
-fn mirror(i: isize, n: usize) -> usize {
+pub(crate) fn mirror(i: isize, n: usize) -> usize {
     let n = n as isize;
     let m = if i < 0 {
         -i

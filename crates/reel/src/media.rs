@@ -338,19 +338,7 @@ async fn register(db: &reel_store::Store, id: &str, name: Option<String>, file: 
         fixed: None,
     };
     db.set_ladder(id, &serde_json::to_string(&doc)?).await?;
-    let renditions: Vec<reel_store::Rendition> = report
-        .renditions
-        .iter()
-        .map(|p| reel_store::Rendition {
-            name: p.name.clone(),
-            width: p.width as i64,
-            height: p.height as i64,
-            bandwidth: p.bandwidth as i64,
-            average_bandwidth: p.average_bandwidth as i64,
-            codecs: p.codecs.clone(),
-            playlist: p.playlist.clone(),
-        })
-        .collect();
+    let renditions: Vec<reel_store::Rendition> = report.renditions.iter().map(reel_control::demo::rendition_row).collect();
     db.set_renditions(id, &renditions).await?;
     db.update_title(id, reel_store::TitlePatch { duration_s: Some(duration), ..Default::default() }).await?;
     Ok(())

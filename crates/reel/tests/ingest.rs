@@ -135,7 +135,7 @@ async fn ingest_refuses_bad_input_resumes_after_a_kill_and_serves_dash() {
     let master = master.text().await.expect("text");
     assert_eq!(master.matches("#EXT-X-STREAM-INF").count(), ladder.len(), "{master}");
 
-    let mpd_url = format!("{base}{}", play["manifests"]["dash"].as_str().expect("dash"));
+    let mpd_url = format!("{base}{}", play["manifests"]["mpd"].as_str().expect("DASH manifest"));
     let res = http.get(&mpd_url).send().await.expect("mpd");
     assert_eq!(res.status(), 200);
     assert_eq!(res.headers()["content-type"], "application/dash+xml");

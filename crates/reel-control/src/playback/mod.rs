@@ -168,8 +168,9 @@ async fn start(
         "title": {"id": title.id, "name": title.name, "duration_s": title.duration_s,
                   "series_id": title.parent_id, "season_number": title.season_number,
                   "episode_number": title.episode_number},
-        // DASH is served by the origin (this node), over the same segments.
-        "manifests": {"hls": primary, "dash": format!("/media/{token}/{}/manifest.mpd", title.id)},
+        // `mpd`: the DASH manifest, served by the origin (this node) over the
+        // same segments. (Keys print sorted: HLS stays the first manifest.)
+        "manifests": {"hls": primary, "mpd": format!("/media/{token}/{}/manifest.mpd", title.id)},
         "urls": urls,
         "renditions": renditions.iter().map(|r| json!({"name": r.name, "width": r.width, "height": r.height, "bandwidth": r.bandwidth})).collect::<Vec<_>>(),
         "max_height": plan.max_height(),
