@@ -25,6 +25,7 @@ pub fn router(edge: Arc<Edge>) -> Router {
         .route("/metrics", get(metrics))
         .route("/chaos", axum::routing::post(chaos))
         .route("/media/{token}/{title}/master.m3u8", get(master))
+        .route("/media/{token}/{title}/manifest.mpd", get(dash_manifest))
         .route("/media/{token}/{title}/{rendition}/{file}", get(object))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "not_found", "no such path on this appliance") })
         .layer(tower_http::cors::CorsLayer::new().allow_origin(tower_http::cors::Any).allow_headers(tower_http::cors::Any))
@@ -207,6 +208,57 @@ async fn master(State(edge): State<Arc<Edge>>, Path((token, title)): Path<(Strin
         filtered,
     )
         .into_response()
+}
+
+/// The DASH manifest (over the same segments as HLS), cut to the
+/// representations the token's plan allows.
+async fn dash_manifest(State(edge): State<Arc<Edge>>, Path((token, title)): Path<(String, String)>) -> Response {
+    Counters::add(&edge.counters.requests, 1);
+    let claims = match check(&edge, &token, &title) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let bytes = match edge.ensure(&format!("{title}/manifest.mpd")).await {
+        Ok(b) => b,
+        Err(e) => return upstream_failed(&edge, e),
+    };
+    let Ok(full) = std::str::from_utf8(&bytes) else {
+        return error(StatusCode::BAD_GATEWAY, "upstream_failed", "the cached manifest is not text");
+    };
+    let filtered = filter_mpd(full, claims.mh);
+    Counters::add(&edge.counters.bytes_served, filtered.len() as u64);
+    ([(header::CONTENT_TYPE, "application/dash+xml"), (header::CACHE_CONTROL, "private, no-cache")], filtered).into_response()
+}
+
+/// Drops the `<Representation>` elements taller than `max_height` from an
+/// MPD written by Reel's packager (one element per block of lines).
+pub fn filter_mpd(full: &str, max_height: u32) -> String {
+    let mut out = String::new();
+    let mut skipping = false;
+    for line in full.lines() {
+        let t = line.trim_start();
+        if t.starts_with("<Representation") {
+            let height = t
+                .split("height=\"")
+                .nth(1)
+                .and_then(|r| r.split('"').next())
+                .and_then(|h| h.parse::<u32>().ok());
+            skipping = height.is_some_and(|h| h > max_height);
+            if skipping && t.ends_with("/>") {
+                skipping = false;
+                continue;
+            }
+        }
+        if skipping {
+            if t.starts_with("</Representation>") {
+                skipping = false;
+            }
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
 }
 
 /// Keeps the variants whose height is within `max_height`.
@@ -485,6 +537,17 @@ mod tests {
         let cut = super::filter_master(full, 720);
         assert!(cut.contains("720p/index.m3u8"));
         assert!(!cut.contains("1080"));
+    }
+
+    #[test]
+    fn mpd_filtering() {
+        let full = "<MPD>\n  <Period>\n    <AdaptationSet maxHeight=\"1080\">\n      <Representation id=\"1080p\" bandwidth=\"1\" width=\"1920\" height=\"1080\" codecs=\"avc1\">\n        <SegmentTemplate/>\n      </Representation>\n      <Representation id=\"720p\" bandwidth=\"1\" width=\"1280\" height=\"720\" codecs=\"avc1\">\n        <SegmentTemplate/>\n      </Representation>\n    </AdaptationSet>\n  </Period>\n</MPD>\n";
+        let cut = super::filter_mpd(full, 720);
+        assert!(cut.contains("id=\"720p\""));
+        assert!(!cut.contains("id=\"1080p\""));
+        assert_eq!(cut.matches("</Representation>").count(), 1);
+        assert!(cut.ends_with("</MPD>\n"));
+        assert_eq!(super::filter_mpd(full, 2160), full);
     }
 
     #[test]

@@ -262,11 +262,116 @@ impl<'a> Rbf<'a> {
     }
 }
 
-/// Off-diagonal kernel value, clipped as ruptures clips it.
-#[inline]
+/// `out[j] += Σ_i K(rows[i], cols[j])`, one row at a time so the loop over
+/// columns vectorises.
+fn cross_sums(out: &mut [f64], cols: &[f64], rows: &[f64], gamma: f64) {
+    // Two passes per block of columns: the argument reduction, then the
+    // polynomial. Each pass's loop body is short, so the out-of-order core
+    // keeps many columns in flight instead of waiting on one long chain.
+    const B: usize = 64;
+    let mut r = [0.0f64; B];
+    let mut s = [0u64; B];
+    for (out, cols) in out.chunks_mut(B).zip(cols.chunks(B)) {
+        let w = out.len();
+        for &xi in rows {
+            for ((r, s), &xj) in r[..w].iter_mut().zip(s[..w].iter_mut()).zip(cols) {
+                (*r, *s) = exp_reduce(clipped_arg(xi, xj, gamma));
+            }
+            for ((o, &r), &s) in out.iter_mut().zip(&r[..w]).zip(&s[..w]) {
+                *o += exp_finish(r, s);
+            }
+        }
+    }
+}
+
+/// Off-diagonal kernel value, clipped as ruptures clips it:
+/// `exp(−clip(γ (a − b)², 0.01, 100))`. Branch-free so loops over it
+/// auto-vectorise.
+#[inline(always)]
 fn k_off(a: f64, b: f64, gamma: f64) -> f64 {
+    exp_neg_clipped(clipped_arg(a, b, gamma))
+}
+
+/// `clip(γ (a − b)², 0.01, 100)`, computed in NumPy's order.
+#[inline(always)]
+fn clipped_arg(a: f64, b: f64, gamma: f64) -> f64 {
     let d = a - b;
-    (-(d * d * gamma).clamp(1e-2, 1e2)).exp()
+    let z = d * d * gamma;
+    // `clamp` without its NaN handling (z is never NaN: the signal is finite,
+    // and an overflow to +inf clips to 100 as in NumPy).
+    let z = if z < 1e-2 { 1e-2 } else { z };
+    if z > 1e2 {
+        1e2
+    } else {
+        z
+    }
+}
+
+/// `exp(−z)` for `z` in [0.01, 100], within about 1 ulp of the correctly
+/// rounded value (as accurate as libm's `exp`; see the test), written as
+/// straight-line arithmetic so the compiler vectorises it. The range needs
+/// no overflow, underflow or subnormal handling: the result lies in
+/// [3.7e-44, 0.99].
+#[inline(always)]
+fn exp_neg_clipped(z: f64) -> f64 {
+    let (r, s) = exp_reduce(z);
+    exp_finish(r, s)
+}
+
+// Adding 1.5·2^52 rounds to an integer held in the low mantissa bits.
+const SHIFT: f64 = 6_755_399_441_055_744.0;
+
+/// `−z = k ln 2 + r`, k = round(−z / ln 2) ≤ 0, |r| ≤ ln2/2: returns r and
+/// k already shifted into the exponent field.
+#[inline(always)]
+fn exp_reduce(z: f64) -> (f64, u64) {
+    const LOG2E: f64 = std::f64::consts::LOG2_E;
+    // fdlibm's split of ln 2: LN2_HI has 21 trailing zero bits, so k·LN2_HI
+    // is exact for the |k| ≤ 145 that occur here.
+    const LN2_HI: f64 = 6.931_471_803_691_238_164_90e-1;
+    const LN2_LO: f64 = 1.908_214_929_270_587_700_02e-10;
+    let t = SHIFT - z * LOG2E;
+    let kf = t - SHIFT;
+    let r = (kf * -LN2_HI - z) + kf * -LN2_LO;
+    (r, t.to_bits().wrapping_sub(SHIFT.to_bits()) << 52)
+}
+
+/// `e^r · 2^k` from [`exp_reduce`]'s output.
+#[inline(always)]
+fn exp_finish(r: f64, k_bits: u64) -> f64 {
+    // Near-minimax (Chebyshev) fit of e^r on |r| ≤ ln2/2, degree 11:
+    // approximation error 3e-18, below the rounding of the evaluation.
+    const C: [f64; 12] = [
+        1.0,
+        1.0,
+        0.500_000_000_000_001_9,
+        0.166_666_666_666_666_8,
+        0.041_666_666_666_487_38,
+        0.008_333_333_333_319_546,
+        0.001_388_888_895_250_540_6,
+        0.000_198_412_698_901_937_05,
+        2.480_148_527_837_006_2e-5,
+        2.755_724_076_173_925_7e-6,
+        2.763_271_507_163_225_5e-7,
+        2.511_009_561_188_623_7e-8,
+    ];
+    // Estrin's scheme: a short dependency chain, so many lanes are in flight
+    // at once (Horner's 11-deep chain leaves the core waiting on latency).
+    let r2 = r * r;
+    let r4 = r2 * r2;
+    let r8 = r4 * r4;
+    let a0 = C[0] + C[1] * r;
+    let a1 = C[2] + C[3] * r;
+    let a2 = C[4] + C[5] * r;
+    let a3 = C[6] + C[7] * r;
+    let a4 = C[8] + C[9] * r;
+    let a5 = C[10] + C[11] * r;
+    let b0 = a0 + a1 * r2;
+    let b1 = a2 + a3 * r2;
+    let b2 = a4 + a5 * r2;
+    let p = (b0 + b1 * r4) + b2 * r8;
+    // p in [0.70, 1.42]; scale by 2^k through the exponent field.
+    f64::from_bits(p.to_bits().wrapping_add(k_bits))
 }
 
 impl SegmentCost for Rbf<'_> {
@@ -310,17 +415,14 @@ impl SegmentCost for Rbf<'_> {
         self.scratch.clear();
         self.scratch.resize(width, 0.0);
         let rows = &x[old_end..new_end];
-        let cross = |j: usize| -> f64 { rows.iter().map(|&xi| k_off(xi, x[j], gamma)).sum() };
+        let cols = &x[lo..old_end];
         if width * rows.len() >= PAR_MIN_WORK {
             self.scratch
-                .par_iter_mut()
-                .enumerate()
-                .with_min_len(1024)
-                .for_each(|(o, r)| *r = cross(lo + o));
+                .par_chunks_mut(4096)
+                .zip(cols.par_chunks(4096))
+                .for_each(|(out, cols)| cross_sums(out, cols, rows, gamma));
         } else {
-            for (o, r) in self.scratch.iter_mut().enumerate() {
-                *r = cross(lo + o);
-            }
+            cross_sums(&mut self.scratch, cols, rows, gamma);
         }
         let mut suffix = 0.0;
         for j in (lo..old_end).rev() {
@@ -379,15 +481,13 @@ pub fn rbf_median_gamma(signal: &[f64]) -> f64 {
     if n < 2 {
         return 1.0;
     }
-    let mut x = signal.to_vec();
-    x.sort_by(f64::total_cmp);
+    let x = sorted(signal);
     let m = n * (n - 1) / 2;
     let med = if m % 2 == 1 {
-        let d = kth_pair_diff(&x, m / 2);
+        let (d, _) = pair_diff_order_stats(&x, m / 2, m / 2);
         d * d
     } else {
-        let a = kth_pair_diff(&x, m / 2 - 1);
-        let b = kth_pair_diff(&x, m / 2);
+        let (a, b) = pair_diff_order_stats(&x, m / 2 - 1, m / 2);
         (a * a + b * b) / 2.0
     };
     if med != 0.0 {
@@ -397,9 +497,224 @@ pub fn rbf_median_gamma(signal: &[f64]) -> f64 {
     }
 }
 
+/// `signal` sorted ascending (no NaNs here), through integer keys that order
+/// as the doubles do: sorting plain integers beats a comparator closure.
+fn sorted(signal: &[f64]) -> Vec<f64> {
+    const SIGN: u64 = 1 << 63;
+    let mut keys: Vec<u64> = signal
+        .iter()
+        .map(|v| {
+            let b = v.to_bits();
+            if b & SIGN != 0 {
+                !b
+            } else {
+                b | SIGN
+            }
+        })
+        .collect();
+    keys.sort_unstable();
+    keys.into_iter()
+        .map(|k| f64::from_bits(if k & SIGN != 0 { k & !SIGN } else { !k }))
+        .collect()
+}
+
+/// The `k1`-th and `k2`-th smallest (0-based, `k2` ∈ {`k1`, `k1` + 1}) of
+/// `x[j] − x[i]`, i < j, for sorted `x`, exactly, in O(n) per pass and a
+/// handful of passes: a bracket `(lo, hi]` around both is narrowed (first
+/// from a sample of pairs, then by interpolating the pair count, with
+/// bisection as the fallback) until it holds at most a few n pairs, which
+/// are then listed and selected from.
+fn pair_diff_order_stats(x: &[f64], k1: usize, k2: usize) -> (f64, f64) {
+    let n = x.len();
+    let m = n * (n - 1) / 2;
+    debug_assert!(k1 <= k2 && k2 <= k1 + 1 && k2 < m);
+    let limit = (4 * n).max(4096);
+    // Invariants: c_lo = #{d ≤ lo} ≤ k1 and c_hi = #{d ≤ hi} > k2. lo = −1
+    // stands for "below every difference" (all are ≥ 0).
+    let (mut lo, mut c_lo) = (-1.0f64, 0usize);
+    let (mut hi, mut c_hi) = (x[n - 1] - x[0], m);
+    let (mut va, mut vb) = sample_bracket(x, k1, k2, m);
+    loop {
+        if c_hi - c_lo <= limit {
+            return select_in_bracket(x, lo, hi, c_lo, k1, k2);
+        }
+        let before = c_hi - c_lo;
+        let (ca, cb) = count_le2(x, va, vb);
+        for (v, c) in [(va, ca), (vb, cb)] {
+            if c <= k1 {
+                if v > lo {
+                    (lo, c_lo) = (v, c);
+                }
+            } else if c > k2 {
+                if v < hi {
+                    (hi, c_hi) = (v, c);
+                }
+            } else {
+                // c = k1 + 1 = k2: v splits the two order statistics.
+                return split_at(x, v);
+            }
+        }
+        if c_hi - c_lo <= limit {
+            continue;
+        }
+        let lo0 = lo.max(0.0);
+        let (bl, bh) = (lo0.to_bits(), hi.to_bits());
+        if bh - bl <= 1 {
+            // No double strictly inside (lo0, hi): the bracket's differences
+            // are all hi, or 0 and hi when lo is the −1 sentinel.
+            let zeros = if lo < 0.0 { count_le2(x, 0.0, 0.0).0 } else { 0 };
+            let at = |k: usize| if k < zeros { 0.0 } else { hi };
+            return (at(k1), at(k2));
+        }
+        if (c_hi - c_lo) * 2 > before {
+            // Too little progress: bisect the bit patterns (monotone in value).
+            va = f64::from_bits(bl + (bh - bl) / 2);
+            vb = va;
+        } else {
+            // Interpolate the count linearly, aiming a little outside both.
+            let span = (c_hi - c_lo) as f64;
+            let margin = (n as f64 / 2.0).max(span / 32.0);
+            let at = |target: f64| {
+                let f = ((target - c_lo as f64) / span).clamp(0.0, 1.0);
+                (lo0 + (hi - lo0) * f).clamp(lo0, hi)
+            };
+            va = at(k1 as f64 - margin);
+            vb = at(k2 as f64 + 1.0 + margin);
+        }
+    }
+}
+
+/// Two first probes: sample quantiles of a fixed pseudo-random sample of
+/// pairs, a few standard errors either side of the target rank.
+fn sample_bracket(x: &[f64], k1: usize, k2: usize, m: usize) -> (f64, f64) {
+    let n = x.len();
+    const S: usize = 1024;
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = || {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (((state >> 32) * n as u64) >> 32) as usize
+    };
+    let mut d: Vec<f64> = Vec::with_capacity(S);
+    while d.len() < S {
+        let (i, j) = (next(), next());
+        if i != j {
+            d.push((x[i] - x[j]).abs());
+        }
+    }
+    let q1 = k1 as f64 / m as f64;
+    let q2 = (k2 + 1) as f64 / m as f64;
+    let sd = (q1 * (1.0 - q1) / S as f64).sqrt().max(1.0 / S as f64);
+    let ia = ((q1 - 3.0 * sd) * S as f64).floor();
+    let ib = ((q2 + 3.0 * sd) * S as f64).ceil();
+    let va = if ia < 0.0 {
+        0.0
+    } else {
+        *d.select_nth_unstable_by(ia as usize, f64::total_cmp).1
+    };
+    let vb = if ib >= S as f64 {
+        x[n - 1] - x[0]
+    } else {
+        *d.select_nth_unstable_by(ib as usize, f64::total_cmp).1
+    };
+    (va, vb.max(va))
+}
+
+/// `(#{d ≤ va}, #{d ≤ vb})` over pairs i < j, d = x[j] − x[i] (va, vb ≥ 0).
+fn count_le2(x: &[f64], va: f64, vb: f64) -> (usize, usize) {
+    // The pointer walk is one long chain of dependent loads; K walks over
+    // K slices of j side by side give the core independent work.
+    const K: usize = 4;
+    let n = x.len();
+    let len = n / K;
+    let (mut ca, mut cb) = (0, 0);
+    let (mut ia, mut ib, mut j0) = ([0usize; K], [0usize; K], [0usize; K]);
+    for c in 0..K {
+        let j = c * len;
+        j0[c] = j;
+        ia[c] = x[..j].partition_point(|&xi| x[j] - xi > va);
+        ib[c] = x[..j].partition_point(|&xi| x[j] - xi > vb);
+    }
+    for t in 0..len {
+        for c in 0..K {
+            let j = j0[c] + t;
+            let xj = x[j];
+            ia[c] = first_within(x, xj, ia[c], va);
+            ib[c] = first_within(x, xj, ib[c], vb);
+            ca += j - ia[c];
+            cb += j - ib[c];
+        }
+    }
+    let (mut a, mut b) = (ia[K - 1], ib[K - 1]);
+    for (j, &xj) in x.iter().enumerate().skip(K * len) {
+        a = first_within(x, xj, a, va);
+        b = first_within(x, xj, b, vb);
+        ca += j - a;
+        cb += j - b;
+    }
+    (ca, cb)
+}
+
+/// The first `i ≥ from` with `xj − x[i] ≤ v` (v ≥ 0, so at most xj's own
+/// index). Pointers move by about one per element: two branch-free steps
+/// first, so the loop rarely runs and mispredicts.
+#[inline(always)]
+fn first_within(x: &[f64], xj: f64, from: usize, v: f64) -> usize {
+    let mut i = from;
+    i += usize::from(xj - x[i] > v);
+    i += usize::from(xj - x[i] > v);
+    while xj - x[i] > v {
+        i += 1;
+    }
+    i
+}
+
+/// Lists the differences in `(lo, hi]` (there are few) and picks the ranks.
+fn select_in_bracket(x: &[f64], lo: f64, hi: f64, c_lo: usize, k1: usize, k2: usize) -> (f64, f64) {
+    let mut vals = Vec::new();
+    let (mut ia, mut ib) = (0, 0);
+    for (j, &xj) in x.iter().enumerate() {
+        // Differences fall as i rises: d > hi for i < ia, d > lo for i < ib.
+        ia = first_within(x, xj, ia, hi);
+        ib = if lo < 0.0 { j } else { first_within(x, xj, ib, lo) };
+        vals.extend(x[ia..ib.max(ia)].iter().map(|&xi| xj - xi));
+    }
+    let r1 = k1 - c_lo;
+    let a = *vals.select_nth_unstable_by(r1, f64::total_cmp).1;
+    let b = if k2 == k1 {
+        a
+    } else {
+        vals[r1 + 1..]
+            .iter()
+            .copied()
+            .fold(f64::INFINITY, f64::min)
+    };
+    (a, b)
+}
+
+/// With exactly k1 + 1 differences ≤ v: the largest of them and the
+/// smallest above v.
+fn split_at(x: &[f64], v: f64) -> (f64, f64) {
+    let (mut below, mut above) = (f64::NEG_INFINITY, f64::INFINITY);
+    let mut i = 0;
+    for (j, &xj) in x.iter().enumerate() {
+        i = first_within(x, xj, i, v);
+        if i < j {
+            below = below.max(xj - x[i]);
+        }
+        if i > 0 {
+            above = above.min(xj - x[i - 1]);
+        }
+    }
+    (below, above)
+}
+
 /// The k-th smallest (0-based) of `x[j] − x[i]`, i < j, for sorted `x`:
 /// a bisection over the bit patterns of non-negative doubles (monotone in
-/// value), counting pairs at or below the probe with two pointers.
+/// value), counting pairs at or below the probe with two pointers. The
+/// slow reference the tests check [`pair_diff_order_stats`] against.
+#[cfg(test)]
 fn kth_pair_diff(x: &[f64], k: usize) -> f64 {
     let count_le = |v: f64| -> usize {
         let mut c = 0;
@@ -526,6 +841,75 @@ mod tests {
             (d[m / 2 - 1] + d[m / 2]) / 2.0
         };
         assert_eq!(rbf_median_gamma(&x), 1.0 / med);
+    }
+
+    #[test]
+    fn exp_neg_clipped_is_within_an_ulp_or_two() {
+        let mut worst = 0.0f64;
+        let mut z = 1e-2f64;
+        let mut i = 0u64;
+        while z <= 1e2 {
+            let want = (-z).exp();
+            let got = exp_neg_clipped(z);
+            worst = worst.max(((got - want) / want).abs());
+            i = i.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            z += 1e-4 * (1.0 + (i >> 40) as f64 / (1u64 << 24) as f64);
+        }
+        for z in [1e-2f64, 1e2, std::f64::consts::LN_2, 0.5 * std::f64::consts::LN_2, 99.999] {
+            let want = (-z).exp();
+            worst = worst.max(((exp_neg_clipped(z) - want) / want).abs());
+        }
+        assert!(worst < 4.5e-16, "worst relative error {worst:e}");
+    }
+
+    #[test]
+    fn pair_diff_order_stats_match_bisection() {
+        let mut state = 12345u64;
+        let mut rnd = move || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let mut signals: Vec<Vec<f64>> = Vec::new();
+        for &n in &[2usize, 3, 4, 5, 10, 57, 200, 1001, 3000, 5000] {
+            signals.push((0..n).map(|_| rnd() * 10.0).collect());
+            // heavy ties, several levels, outliers
+            signals.push((0..n).map(|i| (i % 3) as f64).collect());
+            signals.push(vec![7.0; n]);
+            signals.push(
+                (0..n)
+                    .map(|i| {
+                        let r = rnd();
+                        (i / 97) as f64 * 3.0 + r + if r > 0.99 { 1e6 } else { 0.0 }
+                    })
+                    .collect(),
+            );
+            signals.push((0..n).map(|_| (rnd() * 8.0).round() / 1024.0 + 1e-300).collect());
+        }
+        for x in &signals {
+            let mut x = x.clone();
+            x.sort_by(f64::total_cmp);
+            let m = x.len() * (x.len() - 1) / 2;
+            for (k1, k2) in [(m / 2, m / 2), (m / 2 - usize::from(m > 1), m / 2), (0, 0), (m - 1, m - 1)] {
+                let want = (kth_pair_diff(&x, k1), kth_pair_diff(&x, k2));
+                assert_eq!(pair_diff_order_stats(&x, k1, k2), want, "n={} k={k1},{k2}", x.len());
+            }
+        }
+    }
+
+    #[test]
+    #[ignore]
+    fn bench_cross_sums() {
+        let cols: Vec<f64> = (0..1000).map(|i| ((i * 7919 % 101) as f64) / 10.0).collect();
+        let rows: Vec<f64> = (0..1000).map(|i| ((i * 31 % 97) as f64) / 10.0).collect();
+        let mut out = vec![0.0; 1000];
+        let t = std::time::Instant::now();
+        for _ in 0..10 {
+            cross_sums(&mut out, &cols, &rows, 0.3);
+        }
+        let dt = t.elapsed().as_secs_f64() / 1e7;
+        eprintln!("cross_sums: {:.3} ns per kernel ({})", dt * 1e9, out[7]);
     }
 
     #[test]

@@ -147,18 +147,20 @@ async fn start(
         exp: exp_s,
     });
     let hls = format!("/media/{token}/{}/master.m3u8", title.id);
+    let mpd = format!("/media/{token}/{}/manifest.mpd", title.id);
     let urls: Vec<serde_json::Value> = decision
         .places
         .iter()
         .map(|p| {
             json!({"url": p.url, "rank": p.rank, "kind": if p.appliance_id.is_some() { "appliance" } else { "origin" },
-                   "appliance_id": p.appliance_id, "site_id": p.site_id, "hls": format!("{}{hls}", p.url)})
+                   "appliance_id": p.appliance_id, "site_id": p.site_id, "hls": format!("{}{hls}", p.url),
+                   "mpd": format!("{}{mpd}", p.url)})
         })
         .collect();
-    // The best place's manifest; a relative path when that is this node.
-    let primary = match decision.places.first() {
-        Some(p) if p.appliance_id.is_some() => format!("{}{hls}", p.url),
-        _ => hls.clone(),
+    // The best place's manifests; relative paths when that is this node.
+    let (primary, primary_mpd) = match decision.places.first() {
+        Some(p) if p.appliance_id.is_some() => (format!("{}{hls}", p.url), format!("{}{mpd}", p.url)),
+        _ => (hls.clone(), mpd.clone()),
     };
     let body = json!({
         "id": stream.id,
@@ -168,9 +170,9 @@ async fn start(
         "title": {"id": title.id, "name": title.name, "duration_s": title.duration_s,
                   "series_id": title.parent_id, "season_number": title.season_number,
                   "episode_number": title.episode_number},
-        // `mpd`: the DASH manifest, served by the origin (this node) over the
-        // same segments. (Keys print sorted: HLS stays the first manifest.)
-        "manifests": {"hls": primary, "mpd": format!("/media/{token}/{}/manifest.mpd", title.id)},
+        // `mpd`: the DASH manifest over the same segments. (Keys print
+        // sorted: HLS stays the first manifest.)
+        "manifests": {"hls": primary, "mpd": primary_mpd},
         "urls": urls,
         "renditions": renditions.iter().map(|r| json!({"name": r.name, "width": r.width, "height": r.height, "bandwidth": r.bandwidth})).collect::<Vec<_>>(),
         "max_height": plan.max_height(),

@@ -1,11 +1,23 @@
 //! A PromQL subset: parser (this module) and evaluator ([`eval`]).
 //!
 //! Supported: vector selectors with `=`, `!=`, `=~`, `!~`; range selectors `[5m]`; `offset`;
-//! number literals; parentheses; unary minus; `+ - * /` between scalars and vectors with
-//! one-to-one matching (`on(...)`, `ignoring(...)`); aggregations `sum avg max min count` with
-//! `by (...)` / `without (...)`; functions `rate increase delta irate avg_over_time
-//! max_over_time min_over_time sum_over_time count_over_time last_over_time
-//! histogram_quantile abs time`.
+//! number and string literals; parentheses; unary minus;
+//! binary operators with Prometheus' precedence (`^` right-associative, then
+//! `* / % atan2`, `+ -`, comparisons `== != > < >= <=`, `and unless`, `or`): arithmetic and
+//! comparisons between scalars and vectors (comparisons filter unless `bool`, which gives 0/1
+//! and drops the metric name; between scalars `bool` is required), set operators
+//! `and or unless` (many-to-many), vector matching `on(...)` / `ignoring(...)` with
+//! one-to-one, `group_left(...)` or `group_right(...)`; aggregations
+//! `sum avg max min count group stddev stdvar topk bottomk quantile count_values` with
+//! `by (...)` / `without (...)`; functions `rate increase delta irate idelta deriv
+//! predict_linear changes resets avg_over_time max_over_time min_over_time sum_over_time
+//! count_over_time last_over_time quantile_over_time stddev_over_time stdvar_over_time
+//! present_over_time absent_over_time histogram_quantile abs ceil floor round sqrt exp ln
+//! log2 log10 sgn clamp clamp_min clamp_max scalar vector absent label_replace label_join sort
+//! sort_desc time`.
+//!
+//! Not supported: the `@` modifier, subqueries, native histograms, the time-of-day functions
+//! (`hour`, `day_of_week`, ...), `timestamp`, trigonometric functions, `limitk`.
 
 pub mod eval;
 
@@ -30,6 +42,41 @@ pub enum AggOp {
     Max,
     Min,
     Count,
+    Group,
+    Stddev,
+    Stdvar,
+    Topk,
+    Bottomk,
+    Quantile,
+    CountValues,
+}
+
+impl AggOp {
+    fn from_name(name: &str) -> Option<AggOp> {
+        Some(match name {
+            "sum" => AggOp::Sum,
+            "avg" => AggOp::Avg,
+            "max" => AggOp::Max,
+            "min" => AggOp::Min,
+            "count" => AggOp::Count,
+            "group" => AggOp::Group,
+            "stddev" => AggOp::Stddev,
+            "stdvar" => AggOp::Stdvar,
+            "topk" => AggOp::Topk,
+            "bottomk" => AggOp::Bottomk,
+            "quantile" => AggOp::Quantile,
+            "count_values" => AggOp::CountValues,
+            _ => return None,
+        })
+    }
+
+    /// Whether the aggregation takes a parameter before the vector (`topk(3, x)`).
+    pub fn has_param(self) -> bool {
+        matches!(
+            self,
+            AggOp::Topk | AggOp::Bottomk | AggOp::Quantile | AggOp::CountValues
+        )
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,7 +85,72 @@ pub enum BinOp {
     Sub,
     Mul,
     Div,
+    Mod,
+    Pow,
+    Atan2,
+    Eq,
+    Ne,
+    Gt,
+    Lt,
+    Ge,
+    Le,
+    And,
+    Or,
+    Unless,
 }
+
+impl BinOp {
+    pub fn is_comparison(self) -> bool {
+        matches!(
+            self,
+            BinOp::Eq | BinOp::Ne | BinOp::Gt | BinOp::Lt | BinOp::Ge | BinOp::Le
+        )
+    }
+
+    /// `and`, `or`, `unless`: many-to-many set operators between instant vectors.
+    pub fn is_set(self) -> bool {
+        matches!(self, BinOp::And | BinOp::Or | BinOp::Unless)
+    }
+
+    /// Prometheus' precedence: `^` > `* / % atan2` > `+ -` > comparisons > `and unless` > `or`.
+    fn precedence(self) -> u8 {
+        match self {
+            BinOp::Or => 1,
+            BinOp::And | BinOp::Unless => 2,
+            BinOp::Eq | BinOp::Ne | BinOp::Gt | BinOp::Lt | BinOp::Ge | BinOp::Le => 3,
+            BinOp::Add | BinOp::Sub => 4,
+            BinOp::Mul | BinOp::Div | BinOp::Mod | BinOp::Atan2 => 5,
+            BinOp::Pow => 6,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            BinOp::Add => "+",
+            BinOp::Sub => "-",
+            BinOp::Mul => "*",
+            BinOp::Div => "/",
+            BinOp::Mod => "%",
+            BinOp::Pow => "^",
+            BinOp::Atan2 => "atan2",
+            BinOp::Eq => "==",
+            BinOp::Ne => "!=",
+            BinOp::Gt => ">",
+            BinOp::Lt => "<",
+            BinOp::Ge => ">=",
+            BinOp::Le => "<=",
+            BinOp::And => "and",
+            BinOp::Or => "or",
+            BinOp::Unless => "unless",
+        }
+    }
+}
+
+/// Precedence of unary minus: binds tighter than `*` but looser than `^` (`-2^2` is -4).
+const UNARY_OPERAND_PREC: u8 = 6;
+
+/// Parser recursion limit (nesting of parentheses, calls and unary operators).
+const MAX_DEPTH: usize = 256;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Func {
@@ -46,14 +158,43 @@ pub enum Func {
     Increase,
     Delta,
     Irate,
+    Idelta,
+    Deriv,
+    PredictLinear,
+    Changes,
+    Resets,
     AvgOverTime,
     MaxOverTime,
     MinOverTime,
     SumOverTime,
     CountOverTime,
     LastOverTime,
+    QuantileOverTime,
+    StddevOverTime,
+    StdvarOverTime,
+    PresentOverTime,
+    AbsentOverTime,
     HistogramQuantile,
     Abs,
+    Ceil,
+    Floor,
+    Round,
+    Sqrt,
+    Exp,
+    Ln,
+    Log2,
+    Log10,
+    Sgn,
+    Clamp,
+    ClampMin,
+    ClampMax,
+    Scalar,
+    Vector,
+    Absent,
+    LabelReplace,
+    LabelJoin,
+    Sort,
+    SortDesc,
     Time,
 }
 
@@ -64,20 +205,49 @@ impl Func {
             "increase" => Func::Increase,
             "delta" => Func::Delta,
             "irate" => Func::Irate,
+            "idelta" => Func::Idelta,
+            "deriv" => Func::Deriv,
+            "predict_linear" => Func::PredictLinear,
+            "changes" => Func::Changes,
+            "resets" => Func::Resets,
             "avg_over_time" => Func::AvgOverTime,
             "max_over_time" => Func::MaxOverTime,
             "min_over_time" => Func::MinOverTime,
             "sum_over_time" => Func::SumOverTime,
             "count_over_time" => Func::CountOverTime,
             "last_over_time" => Func::LastOverTime,
+            "quantile_over_time" => Func::QuantileOverTime,
+            "stddev_over_time" => Func::StddevOverTime,
+            "stdvar_over_time" => Func::StdvarOverTime,
+            "present_over_time" => Func::PresentOverTime,
+            "absent_over_time" => Func::AbsentOverTime,
             "histogram_quantile" => Func::HistogramQuantile,
             "abs" => Func::Abs,
+            "ceil" => Func::Ceil,
+            "floor" => Func::Floor,
+            "round" => Func::Round,
+            "sqrt" => Func::Sqrt,
+            "exp" => Func::Exp,
+            "ln" => Func::Ln,
+            "log2" => Func::Log2,
+            "log10" => Func::Log10,
+            "sgn" => Func::Sgn,
+            "clamp" => Func::Clamp,
+            "clamp_min" => Func::ClampMin,
+            "clamp_max" => Func::ClampMax,
+            "scalar" => Func::Scalar,
+            "vector" => Func::Vector,
+            "absent" => Func::Absent,
+            "label_replace" => Func::LabelReplace,
+            "label_join" => Func::LabelJoin,
+            "sort" => Func::Sort,
+            "sort_desc" => Func::SortDesc,
             "time" => Func::Time,
             _ => return None,
         })
     }
 
-    /// Argument kinds: `true` = range vector.
+    /// Argument kinds (the last one repeats for variadic functions).
     fn signature(self) -> &'static [ArgKind] {
         use ArgKind::*;
         match self {
@@ -85,15 +255,69 @@ impl Func {
             | Func::Increase
             | Func::Delta
             | Func::Irate
+            | Func::Idelta
+            | Func::Deriv
+            | Func::Changes
+            | Func::Resets
             | Func::AvgOverTime
             | Func::MaxOverTime
             | Func::MinOverTime
             | Func::SumOverTime
             | Func::CountOverTime
-            | Func::LastOverTime => &[Range],
+            | Func::LastOverTime
+            | Func::StddevOverTime
+            | Func::StdvarOverTime
+            | Func::PresentOverTime
+            | Func::AbsentOverTime => &[Range],
+            Func::PredictLinear => &[Range, Scalar],
+            Func::QuantileOverTime => &[Scalar, Range],
             Func::HistogramQuantile => &[Scalar, Instant],
-            Func::Abs => &[Instant],
+            Func::Abs
+            | Func::Ceil
+            | Func::Floor
+            | Func::Sqrt
+            | Func::Exp
+            | Func::Ln
+            | Func::Log2
+            | Func::Log10
+            | Func::Sgn
+            | Func::Scalar
+            | Func::Absent
+            | Func::Sort
+            | Func::SortDesc => &[Instant],
+            Func::Round => &[Instant, Scalar],
+            Func::Clamp => &[Instant, Scalar, Scalar],
+            Func::ClampMin | Func::ClampMax => &[Instant, Scalar],
+            Func::Vector => &[Scalar],
+            Func::LabelReplace => &[Instant, Str, Str, Str, Str],
+            Func::LabelJoin => &[Instant, Str, Str, Str],
             Func::Time => &[],
+        }
+    }
+
+    /// Fewest arguments accepted.
+    fn min_args(self) -> usize {
+        match self {
+            Func::Round => 1,
+            Func::LabelJoin => 3,
+            f => f.signature().len(),
+        }
+    }
+
+    fn variadic(self) -> bool {
+        self == Func::LabelJoin
+    }
+
+    /// A function of one range vector alone, computed series by series (precomputable).
+    pub(crate) fn is_simple_range(self) -> bool {
+        self.signature() == [ArgKind::Range] && self != Func::AbsentOverTime
+    }
+
+    /// Static result type.
+    fn return_type(self) -> ValueType {
+        match self {
+            Func::Time | Func::Scalar => ValueType::Scalar,
+            _ => ValueType::Vector,
         }
     }
 }
@@ -103,6 +327,27 @@ enum ArgKind {
     Scalar,
     Instant,
     Range,
+    Str,
+}
+
+/// Static type of an expression, as in Prometheus.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueType {
+    Scalar,
+    Vector,
+    Matrix,
+    String,
+}
+
+impl fmt::Display for ValueType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ValueType::Scalar => "scalar",
+            ValueType::Vector => "instant vector",
+            ValueType::Matrix => "range vector",
+            ValueType::String => "string",
+        })
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -120,9 +365,19 @@ pub struct Grouping {
     pub labels: Vec<String>,
 }
 
+/// `group_left(...)` (`left` = true: the left side is the "many" side) or `group_right(...)`,
+/// with the labels copied from the "one" side.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupModifier {
+    pub left: bool,
+    pub include: Vec<String>,
+}
+
 #[derive(Debug, Clone)]
 pub enum Expr {
     Number(f64),
+    /// A string literal; only valid as a function or aggregation argument.
+    Str(String),
     Selector(Selector),
     Call {
         func: Func,
@@ -132,29 +387,55 @@ pub enum Expr {
         op: AggOp,
         grouping: Option<Grouping>,
         expr: Box<Expr>,
+        /// `k` of topk/bottomk, `φ` of quantile, the label of count_values.
+        param: Option<Box<Expr>>,
     },
     Binary {
         op: BinOp,
         lhs: Box<Expr>,
         rhs: Box<Expr>,
+        /// `(true, labels)` = `on(labels)`, `(false, labels)` = `ignoring(labels)`.
         matching: Option<(bool, Vec<String>)>,
+        /// `group_left` / `group_right`.
+        group: Option<GroupModifier>,
+        /// The `bool` modifier of comparisons.
+        return_bool: bool,
     },
     Neg(Box<Expr>),
 }
 
 impl Expr {
-    /// Whether the expression evaluates to a scalar (no selectors below it).
+    /// Whether the expression evaluates to a scalar.
     pub fn is_scalar(&self) -> bool {
+        self.value_type() == ValueType::Scalar
+    }
+
+    /// The static type of the expression's value.
+    pub fn value_type(&self) -> ValueType {
         match self {
-            Expr::Number(_) => true,
-            Expr::Call {
-                func: Func::Time, ..
-            } => true,
-            Expr::Neg(e) => e.is_scalar(),
-            Expr::Binary { lhs, rhs, .. } => lhs.is_scalar() && rhs.is_scalar(),
-            _ => false,
+            Expr::Number(_) => ValueType::Scalar,
+            Expr::Str(_) => ValueType::String,
+            Expr::Selector(s) if s.range_ms.is_some() => ValueType::Matrix,
+            Expr::Selector(_) => ValueType::Vector,
+            Expr::Call { func, .. } => func.return_type(),
+            Expr::Aggregate { .. } => ValueType::Vector,
+            Expr::Neg(e) => e.value_type(),
+            Expr::Binary { lhs, rhs, .. } => {
+                if lhs.is_scalar() && rhs.is_scalar() {
+                    ValueType::Scalar
+                } else {
+                    ValueType::Vector
+                }
+            }
         }
     }
+}
+
+/// Whether `s` is a valid label name (`[a-zA-Z_][a-zA-Z0-9_]*`).
+pub fn is_label_name(s: &str) -> bool {
+    let mut b = s.bytes();
+    matches!(b.next(), Some(c) if c.is_ascii_alphabetic() || c == b'_')
+        && b.all(|c| c.is_ascii_alphanumeric() || c == b'_')
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -178,6 +459,13 @@ enum Tok {
     Minus,
     Star,
     Slash,
+    Percent,
+    Caret,
+    EqEq,
+    Gt,
+    Lt,
+    Ge,
+    Le,
     Eof,
 }
 
@@ -206,6 +494,13 @@ impl fmt::Display for Tok {
                     Tok::Minus => "-",
                     Tok::Star => "*",
                     Tok::Slash => "/",
+                    Tok::Percent => "%",
+                    Tok::Caret => "^",
+                    Tok::EqEq => "==",
+                    Tok::Gt => ">",
+                    Tok::Lt => "<",
+                    Tok::Ge => ">=",
+                    Tok::Le => "<=",
                     _ => "?",
                 };
                 write!(f, "'{s}'")
@@ -260,6 +555,9 @@ fn lex(src: &str) -> Result<Vec<(Tok, usize)>, ParseError> {
             b"!=" => Some((Tok::Ne, 2)),
             b"=~" => Some((Tok::ReMatch, 2)),
             b"!~" => Some((Tok::ReNoMatch, 2)),
+            b"==" => Some((Tok::EqEq, 2)),
+            b">=" => Some((Tok::Ge, 2)),
+            b"<=" => Some((Tok::Le, 2)),
             _ => None,
         };
         if let Some((t, n)) = tok {
@@ -280,6 +578,10 @@ fn lex(src: &str) -> Result<Vec<(Tok, usize)>, ParseError> {
             b'-' => Some(Tok::Minus),
             b'*' => Some(Tok::Star),
             b'/' => Some(Tok::Slash),
+            b'%' => Some(Tok::Percent),
+            b'^' => Some(Tok::Caret),
+            b'>' => Some(Tok::Gt),
+            b'<' => Some(Tok::Lt),
             _ => None,
         };
         if let Some(t) = single {
@@ -392,6 +694,7 @@ struct Parser {
     toks: Vec<(Tok, usize)>,
     i: usize,
     selectors: usize,
+    depth: usize,
 }
 
 /// Parses a PromQL expression.
@@ -400,10 +703,17 @@ pub fn parse(src: &str) -> Result<Expr, ParseError> {
         toks: lex(src)?,
         i: 0,
         selectors: 0,
+        depth: 0,
     };
     let e = p.expr(0)?;
     if p.peek() != &Tok::Eof {
         return err(p.pos(), format!("unexpected {} after expression", p.peek()));
+    }
+    if e.value_type() == ValueType::String {
+        return err(
+            0,
+            "string literals are only allowed as function or aggregation arguments",
+        );
     }
     Ok(e)
 }
@@ -431,20 +741,67 @@ impl Parser {
         }
     }
 
+    fn enter(&mut self) -> Result<(), ParseError> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return err(self.pos(), "expression nested too deeply");
+        }
+        Ok(())
+    }
+
     fn expr(&mut self, min_prec: u8) -> Result<Expr, ParseError> {
+        self.enter()?;
+        let r = self.expr_inner(min_prec);
+        self.depth -= 1;
+        r
+    }
+
+    fn binop(&self) -> Option<BinOp> {
+        Some(match self.peek() {
+            Tok::Plus => BinOp::Add,
+            Tok::Minus => BinOp::Sub,
+            Tok::Star => BinOp::Mul,
+            Tok::Slash => BinOp::Div,
+            Tok::Percent => BinOp::Mod,
+            Tok::Caret => BinOp::Pow,
+            Tok::EqEq => BinOp::Eq,
+            Tok::Ne => BinOp::Ne,
+            Tok::Gt => BinOp::Gt,
+            Tok::Lt => BinOp::Lt,
+            Tok::Ge => BinOp::Ge,
+            Tok::Le => BinOp::Le,
+            Tok::Ident(k) => match k.as_str() {
+                "and" => BinOp::And,
+                "or" => BinOp::Or,
+                "unless" => BinOp::Unless,
+                "atan2" => BinOp::Atan2,
+                _ => return None,
+            },
+            _ => return None,
+        })
+    }
+
+    fn expr_inner(&mut self, min_prec: u8) -> Result<Expr, ParseError> {
+        let lhs_pos = self.pos();
         let mut lhs = self.unary()?;
-        loop {
-            let (op, prec) = match self.peek() {
-                Tok::Plus => (BinOp::Add, 1),
-                Tok::Minus => (BinOp::Sub, 1),
-                Tok::Star => (BinOp::Mul, 2),
-                Tok::Slash => (BinOp::Div, 2),
-                _ => break,
-            };
+        while let Some(op) = self.binop() {
+            let prec = op.precedence();
             if prec < min_prec {
                 break;
             }
+            let op_pos = self.pos();
             self.next();
+            let mut return_bool = false;
+            if matches!(self.peek(), Tok::Ident(k) if k == "bool") {
+                if !op.is_comparison() {
+                    return err(
+                        self.pos(),
+                        "bool modifier can only be used on comparison operators",
+                    );
+                }
+                self.next();
+                return_bool = true;
+            }
             let matching = match self.peek() {
                 Tok::Ident(k) if k == "on" || k == "ignoring" => {
                     let on = k == "on";
@@ -453,9 +810,70 @@ impl Parser {
                 }
                 _ => None,
             };
+            let group = match self.peek() {
+                Tok::Ident(k) if k == "group_left" || k == "group_right" => {
+                    let k = k.clone();
+                    let left = k == "group_left";
+                    let gpos = self.pos();
+                    self.next();
+                    if matching.is_none() {
+                        return err(gpos, format!("{k} must follow on(...) or ignoring(...)"));
+                    }
+                    if op.is_set() {
+                        return err(
+                            gpos,
+                            format!("no grouping allowed for \"{}\" operation", op.name()),
+                        );
+                    }
+                    let include = if *self.peek() == Tok::LParen {
+                        self.label_list()?
+                    } else {
+                        Vec::new()
+                    };
+                    if let Some((true, on)) = &matching {
+                        if let Some(l) = include.iter().find(|l| on.contains(l)) {
+                            return err(
+                                gpos,
+                                format!(
+                                    "label {l:?} must not occur in ON and GROUP clause at once"
+                                ),
+                            );
+                        }
+                    }
+                    Some(GroupModifier { left, include })
+                }
+                _ => None,
+            };
             let rhs_pos = self.pos();
-            let rhs = self.expr(prec + 1)?;
-            if matching.is_some() && (lhs.is_scalar() || rhs.is_scalar()) {
+            // `^` is right-associative, everything else left-associative.
+            let rhs = self.expr(if op == BinOp::Pow { prec } else { prec + 1 })?;
+            let (lt, rt) = (lhs.value_type(), rhs.value_type());
+            for (t, p) in [(lt, lhs_pos), (rt, rhs_pos)] {
+                if !matches!(t, ValueType::Scalar | ValueType::Vector) {
+                    return err(
+                        p,
+                        format!("binary expression must contain only scalar and instant vector types, found {t}"),
+                    );
+                }
+            }
+            let any_scalar = lt == ValueType::Scalar || rt == ValueType::Scalar;
+            if op.is_set() && any_scalar {
+                return err(
+                    op_pos,
+                    format!(
+                        "set operator \"{}\" not allowed in binary scalar expression",
+                        op.name()
+                    ),
+                );
+            }
+            if op.is_comparison()
+                && lt == ValueType::Scalar
+                && rt == ValueType::Scalar
+                && !return_bool
+            {
+                return err(op_pos, "comparisons between scalars must use BOOL modifier");
+            }
+            if matching.is_some() && any_scalar {
                 return err(
                     rhs_pos,
                     "vector matching only allowed between instant vectors",
@@ -466,6 +884,8 @@ impl Parser {
                 lhs: Box::new(lhs),
                 rhs: Box::new(rhs),
                 matching,
+                group,
+                return_bool,
             };
         }
         Ok(lhs)
@@ -473,17 +893,25 @@ impl Parser {
 
     fn unary(&mut self) -> Result<Expr, ParseError> {
         match self.peek() {
-            Tok::Minus => {
+            Tok::Minus | Tok::Plus => {
+                let neg = *self.peek() == Tok::Minus;
+                let pos = self.pos();
                 self.next();
-                let e = self.unary()?;
+                let e = self.expr(UNARY_OPERAND_PREC)?;
+                if !matches!(e.value_type(), ValueType::Scalar | ValueType::Vector) {
+                    return err(
+                        pos,
+                        format!(
+                            "unary expression only allowed on scalars or instant vectors, found {}",
+                            e.value_type()
+                        ),
+                    );
+                }
                 Ok(match e {
+                    e if !neg => e,
                     Expr::Number(n) => Expr::Number(-n),
                     e => Expr::Neg(Box::new(e)),
                 })
-            }
-            Tok::Plus => {
-                self.next();
-                self.unary()
             }
             _ => self.postfix(),
         }
@@ -574,6 +1002,7 @@ impl Parser {
         let pos = self.pos();
         match self.next() {
             Tok::Number(n) => Ok(Expr::Number(n)),
+            Tok::Str(s) => Ok(Expr::Str(s)),
             Tok::LParen => {
                 let e = self.expr(0)?;
                 self.expect(Tok::RParen)?;
@@ -589,15 +1018,7 @@ impl Parser {
                     "NaN" | "nan" => return Ok(Expr::Number(f64::NAN)),
                     _ => {}
                 }
-                let agg = match name.as_str() {
-                    "sum" => Some(AggOp::Sum),
-                    "avg" => Some(AggOp::Avg),
-                    "max" => Some(AggOp::Max),
-                    "min" => Some(AggOp::Min),
-                    "count" => Some(AggOp::Count),
-                    _ => None,
-                };
-                if let Some(op) = agg {
+                if let Some(op) = AggOp::from_name(&name) {
                     if matches!(self.peek(), Tok::LParen | Tok::Ident(_)) {
                         return self.aggregate(op);
                     }
@@ -635,19 +1056,39 @@ impl Parser {
     fn aggregate(&mut self, op: AggOp) -> Result<Expr, ParseError> {
         let mut grouping = self.grouping()?;
         self.expect(Tok::LParen)?;
+        let mut param = None;
+        if op.has_param() {
+            let ppos = self.pos();
+            let p = self.expr(0)?;
+            if op == AggOp::CountValues {
+                match &p {
+                    Expr::Str(s) if is_label_name(s) => {}
+                    Expr::Str(s) => return err(ppos, format!("invalid label name {s:?}")),
+                    _ => return err(ppos, "expected a string (the label name)"),
+                }
+            } else if !p.is_scalar() {
+                return err(
+                    ppos,
+                    format!("expected a scalar parameter, found {}", p.value_type()),
+                );
+            }
+            self.expect(Tok::Comma)?;
+            param = Some(Box::new(p));
+        }
         let arg_pos = self.pos();
         let e = self.expr(0)?;
         self.expect(Tok::RParen)?;
         if grouping.is_none() {
             grouping = self.grouping()?;
         }
-        if e.is_scalar() || matches!(&e, Expr::Selector(s) if s.range_ms.is_some()) {
+        if e.value_type() != ValueType::Vector {
             return err(arg_pos, "aggregation expects an instant vector");
         }
         Ok(Expr::Aggregate {
             op,
             grouping,
             expr: Box::new(e),
+            param,
         })
     }
 
@@ -668,27 +1109,69 @@ impl Parser {
         }
         self.expect(Tok::RParen)?;
         let sig = func.signature();
-        if sig.len() != args.len() {
+        let (min, max) = (
+            func.min_args(),
+            if func.variadic() {
+                usize::MAX
+            } else {
+                sig.len()
+            },
+        );
+        if args.len() < min || args.len() > max {
+            let expected = if min == max {
+                min.to_string()
+            } else if max == usize::MAX {
+                format!("at least {min}")
+            } else {
+                format!("{min} to {max}")
+            };
             return err(
                 pos,
                 format!(
-                    "function expects {} argument(s), got {}",
-                    sig.len(),
+                    "function expects {expected} argument(s), got {}",
                     args.len()
                 ),
             );
         }
-        for ((kind, a), p) in sig.iter().zip(&args).zip(arg_pos) {
-            let is_range = matches!(a, Expr::Selector(s) if s.range_ms.is_some());
+        for (i, (a, p)) in args.iter().zip(arg_pos).enumerate() {
+            let kind = sig
+                .get(i)
+                .or(sig.last())
+                .copied()
+                .unwrap_or(ArgKind::Instant);
+            let t = a.value_type();
             match kind {
-                ArgKind::Range if !is_range => {
+                ArgKind::Range if !matches!(a, Expr::Selector(s) if s.range_ms.is_some()) => {
                     return err(p, "expected a range vector selector like x[5m]")
                 }
-                ArgKind::Instant if is_range || a.is_scalar() => {
+                ArgKind::Instant if t != ValueType::Vector => {
                     return err(p, "expected an instant vector")
                 }
-                ArgKind::Scalar if !a.is_scalar() => return err(p, "expected a scalar"),
+                ArgKind::Scalar if t != ValueType::Scalar => return err(p, "expected a scalar"),
+                ArgKind::Str if t != ValueType::String => return err(p, "expected a string"),
                 _ => {}
+            }
+        }
+        match (func, args.get(1), args.get(4)) {
+            (Func::LabelReplace | Func::LabelJoin, Some(Expr::Str(dst)), _)
+                if !is_label_name(dst) =>
+            {
+                return err(pos, format!("invalid destination label name {dst:?}"));
+            }
+            (Func::LabelReplace, _, Some(Expr::Str(re))) => {
+                if let Err(e) = eval::anchored_regex(re) {
+                    return err(pos, e);
+                }
+            }
+            _ => {}
+        }
+        if func == Func::LabelJoin {
+            for a in &args[3..] {
+                if let Expr::Str(s) = a {
+                    if !is_label_name(s) {
+                        return err(pos, format!("invalid source label name {s:?}"));
+                    }
+                }
             }
         }
         Ok(Expr::Call { func, args })
