@@ -251,6 +251,8 @@ impl<'a> Rbf<'a> {
     }
 
     /// Σ K over `[start, end)²`, directly (fallback path).
+    #[cold]
+    #[inline(never)]
     fn block_sum(&self, start: usize, end: usize) -> f64 {
         let mut s = (end - start) as f64;
         for i in start..end {
@@ -259,6 +261,48 @@ impl<'a> Rbf<'a> {
             }
         }
         s
+    }
+}
+
+/// `block[j] += 2 Σ_{o ≥ j} s[o] + corner` (`s` is clobbered). The running
+/// sum is one chain of dependent adds; four chains over four quarters, then
+/// each quarter's offset, keep the adder busy.
+fn add_suffix_sums(block: &mut [f64], s: &mut [f64], corner: f64) {
+    const K: usize = 4;
+    let w = s.len();
+    let q = w / K;
+    // Local suffix sums within quarters [c q, (c+1) q); the tail [K q, w)
+    // is the last quarter's extension.
+    let mut acc = [0.0f64; K];
+    let tail: f64 = {
+        let mut a = 0.0;
+        for v in s[K * q..].iter_mut().rev() {
+            a += *v;
+            *v = a;
+        }
+        a
+    };
+    for o in (0..q).rev() {
+        for c in 0..K {
+            let v = &mut s[c * q + o];
+            acc[c] += *v;
+            *v = acc[c];
+        }
+    }
+    // Offsets: what lies above each quarter.
+    let mut off = [0.0f64; K + 1];
+    off[K] = tail;
+    for c in (0..K).rev() {
+        off[c] = off[c + 1] + acc[c];
+    }
+    for c in 0..K {
+        let o = off[c + 1];
+        for (b, &v) in block[c * q..(c + 1) * q].iter_mut().zip(&s[c * q..(c + 1) * q]) {
+            *b += 2.0 * (v + o) + corner;
+        }
+    }
+    for (b, &v) in block[K * q..].iter_mut().zip(&s[K * q..]) {
+        *b += 2.0 * v + corner;
     }
 }
 
@@ -375,6 +419,7 @@ fn exp_finish(r: f64, k_bits: u64) -> f64 {
 }
 
 impl SegmentCost for Rbf<'_> {
+    #[inline]
     fn error(&self, start: usize, end: usize) -> f64 {
         if let Some(tri) = &self.tri {
             return Self::dense_error(tri, start, end);
@@ -424,11 +469,7 @@ impl SegmentCost for Rbf<'_> {
         } else {
             cross_sums(&mut self.scratch, cols, rows, gamma);
         }
-        let mut suffix = 0.0;
-        for j in (lo..old_end).rev() {
-            suffix += self.scratch[j - lo];
-            self.block[j] += 2.0 * suffix + corner;
-        }
+        add_suffix_sums(&mut self.block[lo..old_end], &mut self.scratch, corner);
         self.end = new_end;
     }
 

@@ -42,7 +42,8 @@ pub(crate) fn pelt<C: SegmentCost>(
         admissible.push((end - min_size) / jump * jump);
         sub_t.clear();
         sub_v.clear();
-        let lo = admissible.iter().copied().min().unwrap_or(0);
+        // Admission order is ascending (ends ascend, pruning keeps order).
+        let lo = admissible.first().copied().unwrap_or(0);
         cost.advance_to(end, lo);
         for &t in &admissible {
             if !has[t] {
