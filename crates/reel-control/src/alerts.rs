@@ -69,7 +69,10 @@ async fn list_rules(State(state): State<AppState>, ClientAddr(addr): ClientAddr,
 #[serde(deny_unknown_fields)]
 struct NewRule {
     name: String,
-    /// `threshold` (default) or `changepoint`.
+    /// `threshold` (default: the last value against `op`/`threshold`),
+    /// `changepoint` (a change in the last minute in `op`'s direction) or
+    /// `promql` (Prometheus style: `expr` is a filtering expression such as
+    /// `rate(x[1m]) > 5`; every series it returns at the latest step holds).
     #[serde(default = "threshold_kind")]
     kind: String,
     expr: String,
@@ -101,8 +104,8 @@ async fn create_rule(State(state): State<AppState>, ClientAddr(addr): ClientAddr
     if name.is_empty() || name.len() > 120 {
         return Err(ApiError::validation("name: 1 to 120 characters"));
     }
-    if !["threshold", "changepoint"].contains(&r.kind.as_str()) {
-        return Err(ApiError::validation("kind must be threshold or changepoint"));
+    if !["threshold", "changepoint", "promql"].contains(&r.kind.as_str()) {
+        return Err(ApiError::validation("kind must be threshold, changepoint or promql"));
     }
     if ![">", "<"].contains(&r.op.as_str()) {
         return Err(ApiError::validation("op must be > or <"));
@@ -272,8 +275,12 @@ async fn evaluate(state: &AppState, db: &Arc<Tsdb>, pending: &mut HashMap<String
             let key = format!("{}|{}", rule.id, key_of(&labels));
             let values: Vec<f64> = points.iter().map(|p| p.1).collect();
             let Some(&(last_t, last)) = points.last() else { continue };
-            if now - last_t > 3 * GRID_STEP_MS {
-                continue; // stale series
+            // A promql rule's series holds only if its filter kept it at the
+            // latest step; the others go stale after three missed steps.
+            let stale_after = if rule.kind == "promql" { GRID_STEP_MS } else { 3 * GRID_STEP_MS };
+            if now - last_t > stale_after {
+                pending.remove(&key);
+                continue;
             }
             let holds = match rule.kind.as_str() {
                 "changepoint" => {
@@ -286,6 +293,7 @@ async fn evaluate(state: &AppState, db: &Arc<Tsdb>, pending: &mut HashMap<String
                         values.len() - cp <= 12 && if rule.op == "<" { after < before } else { after > before }
                     })
                 }
+                "promql" => true,
                 _ => if rule.op == "<" { last < rule.threshold } else { last > rule.threshold },
             };
             if !holds {

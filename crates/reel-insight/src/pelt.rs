@@ -34,38 +34,34 @@ pub(crate) fn pelt<C: SegmentCost>(
     let mut ends: Vec<usize> = (0..n).step_by(jump).filter(|&k| k >= min_size).collect();
     ends.push(n);
 
-    let mut admissible: Vec<usize> = Vec::new();
-    let mut sub_t: Vec<usize> = Vec::new();
-    let mut sub_v: Vec<f64> = Vec::new();
-    let mut kept: Vec<usize> = Vec::new();
+    let mut admissible: Vec<usize> = Vec::with_capacity(64);
+    let mut sub_v: Vec<f64> = Vec::with_capacity(64);
+    let mut kept: Vec<usize> = Vec::with_capacity(64);
     for &end in &ends {
         admissible.push((end - min_size) / jump * jump);
-        sub_t.clear();
         sub_v.clear();
         // Admission order is ascending (ends ascend, pruning keeps order).
         let lo = admissible.first().copied().unwrap_or(0);
         cost.advance_to(end, lo);
+        // Python's min: a later subproblem wins only if strictly smaller.
+        let mut best_t = usize::MAX;
+        let mut best = f64::NAN;
         for &t in &admissible {
             if !has[t] {
                 continue;
             }
-            sub_t.push(t);
-            sub_v.push(total[t] + (cost.error(t, end) + pen));
-        }
-        // Python's min: a later subproblem wins only if strictly smaller.
-        let mut best_i = usize::MAX;
-        let mut best = f64::NAN;
-        for (i, &v) in sub_v.iter().enumerate() {
-            if best_i == usize::MAX || v < best {
-                best_i = i;
+            let v = total[t] + (cost.error(t, end) + pen);
+            if best_t == usize::MAX || v < best {
+                best_t = t;
                 best = v;
             }
+            sub_v.push(v);
         }
-        if best_i == usize::MAX {
+        if best_t == usize::MAX {
             return Err(Error::SegmentationImpossible { n, min_size, jump });
         }
         total[end] = best;
-        prev[end] = sub_t[best_i];
+        prev[end] = best_t;
         has[end] = true;
         let limit = best + pen;
         // zip(admissible, subproblems): pairs by position, stops at the shorter.

@@ -69,6 +69,17 @@ async fn a_fault_in_one_appliance_fires_an_alert_that_names_it() {
         .await
         .expect("rule");
     assert_eq!(rule.status(), 201, "{:?}", rule.text().await);
+    // The same condition written the Prometheus way: a filtering expression.
+    let promql = http
+        .post(format!("{base}/api/v1/alert-rules"))
+        .json(&json!({"name": "edge errors (promql)", "kind": "promql", "expr": "sum by (appliance) (rate(edge_errors_total[30s])) > 0.5", "for_s": 5}))
+        .send()
+        .await
+        .expect("promql rule");
+    assert_eq!(promql.status(), 201, "{:?}", promql.text().await);
+    let promql_rule: Value = promql.json().await.expect("rule json");
+    let bad_kind = http.post(format!("{base}/api/v1/alert-rules")).json(&json!({"name": "x", "kind": "vibes", "expr": "up"})).send().await.expect("bad kind");
+    assert_eq!(bad_kind.status(), 422);
     // A bad rule is refused with the position of the mistake.
     let bad = http.post(format!("{base}/api/v1/alert-rules")).json(&json!({"name": "bad", "expr": "sum(rate(x[1m]"})).send().await.expect("bad rule");
     assert_eq!(bad.status(), 400);
@@ -81,14 +92,19 @@ async fn a_fault_in_one_appliance_fires_an_alert_that_names_it() {
     assert_eq!(set.status(), 200);
     let injected = Instant::now();
 
-    let fired = loop {
+    // Both rules fire within a minute of the fault.
+    let (fired, fired_promql) = loop {
         let alerts: Value = http.get(format!("{base}/api/v1/alerts")).send().await.expect("alerts").json().await.expect("json");
-        if let Some(a) = alerts["alerts"].as_array().and_then(|a| a.first()).cloned() {
-            break a;
+        let list = alerts["alerts"].as_array().cloned().unwrap_or_default();
+        let threshold = list.iter().find(|a| a["name"] == "edge errors").cloned();
+        let promql = list.iter().find(|a| a["rule_id"] == promql_rule["id"]).cloned();
+        if let (Some(a), Some(b)) = (threshold, promql) {
+            break (a, b);
         }
-        assert!(injected.elapsed() < Duration::from_secs(60), "no alert within a minute of the fault");
+        assert!(injected.elapsed() < Duration::from_secs(60), "both rules fire within a minute of the fault: {alerts}");
         tokio::time::sleep(Duration::from_secs(1)).await;
     };
+    assert_eq!(fired_promql["labels"]["appliance"], victim, "the promql rule names the faulty appliance: {fired_promql}");
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let _ = tokio::join!(load, noise);
     assert_eq!(fired["state"], "firing");
