@@ -7,7 +7,10 @@ use reel_insight::{pelt, rbf_median_gamma, CostKind};
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let text = std::fs::read_to_string(&args[0]).unwrap_or_default();
-    let x: Vec<f64> = text.split_whitespace().filter_map(|t| t.parse().ok()).collect();
+    let x: Vec<f64> = text
+        .split_whitespace()
+        .filter_map(|t| t.parse().ok())
+        .collect();
     if args[1] == "gamma" {
         // gamma only, for profiling
         let t = Instant::now();
@@ -15,7 +18,10 @@ fn main() {
         for _ in 0..200 {
             g += rbf_median_gamma(&x);
         }
-        println!("gamma x200: {:.4} ms each ({g})", t.elapsed().as_secs_f64() * 1e3 / 200.0);
+        println!(
+            "gamma x200: {:.4} ms each ({g})",
+            t.elapsed().as_secs_f64() * 1e3 / 200.0
+        );
         return;
     }
     let pen: f64 = args[1].parse().unwrap_or(1.0);

@@ -35,27 +35,40 @@ pub(crate) fn pelt<C: SegmentCost>(
     ends.push(n);
 
     let mut admissible: Vec<usize> = Vec::with_capacity(64);
+    let mut sub_t: Vec<usize> = Vec::with_capacity(64);
     let mut sub_v: Vec<f64> = Vec::with_capacity(64);
+    let mut errs: Vec<f64> = Vec::with_capacity(64);
     let mut kept: Vec<usize> = Vec::with_capacity(64);
     for &end in &ends {
         admissible.push((end - min_size) / jump * jump);
-        sub_v.clear();
         // Admission order is ascending (ends ascend, pruning keeps order).
         let lo = admissible.first().copied().unwrap_or(0);
         cost.advance_to(end, lo);
+        sub_v.clear();
         // Python's min: a later subproblem wins only if strictly smaller.
         let mut best_t = usize::MAX;
         let mut best = f64::NAN;
-        for &t in &admissible {
-            if !has[t] {
-                continue;
-            }
-            let v = total[t] + (cost.error(t, end) + pen);
+        let mut consider = |t: usize, e: f64| {
+            let v = total[t] + (e + pen);
             if best_t == usize::MAX || v < best {
                 best_t = t;
                 best = v;
             }
             sub_v.push(v);
+        };
+        if C::BATCH_ERRORS {
+            sub_t.clear();
+            sub_t.extend(admissible.iter().copied().filter(|&t| has[t]));
+            cost.errors(&sub_t, end, &mut errs);
+            for (&t, &e) in sub_t.iter().zip(&errs) {
+                consider(t, e);
+            }
+        } else {
+            for &t in &admissible {
+                if has[t] {
+                    consider(t, cost.error(t, end));
+                }
+            }
         }
         if best_t == usize::MAX {
             return Err(Error::SegmentationImpossible { n, min_size, jump });

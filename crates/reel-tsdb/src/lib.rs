@@ -61,6 +61,8 @@ pub enum Error {
     Query(String),
     #[error("storage I/O: {0}")]
     Io(#[from] std::io::Error),
+    #[error("the metrics store in {0} is open in another process; stop it, or give this one its own --data-dir")]
+    Locked(PathBuf),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -190,6 +192,8 @@ pub struct Stats {
 /// The store. `Send + Sync`: share it in an `Arc`.
 pub struct Tsdb {
     dir: PathBuf,
+    /// Held for the store's life: one process per directory.
+    _lock: std::fs::File,
     opts: Options,
     /// Appends take it shared; compaction takes it exclusively while it swaps the WAL.
     gate: RwLock<()>,
@@ -207,6 +211,13 @@ impl Tsdb {
         let dir = dir.as_ref().to_path_buf();
         let blocks_dir = dir.join("blocks");
         std::fs::create_dir_all(&blocks_dir)?;
+        // Two writers on one WAL would interleave records: refuse a second.
+        let lock = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(dir.join("LOCK"))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Err(Error::Locked(dir)),
+            Err(std::fs::TryLockError::Error(e)) => return Err(Error::Io(e)),
+        }
         let mut blocks = Vec::new();
         for entry in std::fs::read_dir(&blocks_dir)? {
             let path = entry?.path();
@@ -252,6 +263,7 @@ impl Tsdb {
         // Samples already persisted in blocks must not come back from an old WAL as new data.
         let wal = wal::Wal::open(&wal_path, valid)?;
         let db = Tsdb {
+            _lock: lock,
             dir,
             opts,
             gate: RwLock::new(()),

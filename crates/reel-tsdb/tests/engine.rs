@@ -348,3 +348,15 @@ fn rollups_keep_min_max_sum_count_per_5_minutes() {
         .expect("rollup");
     assert_eq!(got[0].1[0], (290_000, 580.0));
 }
+
+/// One process (one open store) per directory: a second open is refused
+/// with a clear error, and the directory is free again once the first closes.
+#[test]
+fn a_second_open_of_one_directory_is_refused() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let first = Tsdb::open(dir.path(), Options::default()).expect("open");
+    let err = Tsdb::open(dir.path(), Options::default()).err().expect("second open refused");
+    assert!(err.to_string().contains("open in another process"), "{err}");
+    drop(first);
+    Tsdb::open(dir.path(), Options::default()).expect("open after the first closed");
+}
