@@ -30,6 +30,7 @@ pub mod recs;
 mod telemetry;
 pub mod ops;
 pub mod alerts;
+pub mod events;
 mod web;
 
 pub use auth::hash_password;

@@ -821,14 +821,72 @@ fn sample_bracket(x: &[f64], k1: usize, k2: usize, m: usize) -> (f64, f64) {
     (va, vb.max(va))
 }
 
+/// Up to this length the pointer walks of the median search follow each j
+/// with a short loop (cheap while `x` sits in L1); longer signals use
+/// [`merge_walk`]'s branch-free chains, whose cost does not depend on how
+/// well the branches predict (measured: 20 vs 30 µs at n = 1,000, 0.21 vs
+/// 0.12 ms at n = 5,000, 0.57 vs 0.30 ms at n = 10,000).
+const WALK_MAX: usize = 2048;
+
 /// `(#{d ≤ va}, #{d ≤ vb})` over pairs i < j, d = x[j] − x[i] (va, vb ≥ 0).
 fn count_le2(x: &[f64], va: f64, vb: f64) -> (usize, usize) {
     let (mut ca, mut cb) = (0, 0);
-    walk2(x, va, vb, |j, ia, ib| {
-        ca += j - ia;
-        cb += j - ib;
-    });
+    if x.len() <= WALK_MAX {
+        walk2(x, va, vb, |j, ia, ib| {
+            ca += j - ia;
+            cb += j - ib;
+        });
+    } else {
+        let mut counts = [0usize; 2 * CHAINS];
+        let v = |c: usize| if c < CHAINS { va } else { vb };
+        merge_walk(x, v, |c, j, i, step| counts[c] += (j - i) * (1 - step));
+        let (a, b) = counts.split_at(CHAINS);
+        (ca, cb) = (a.iter().sum(), b.iter().sum());
+    }
     (ca, cb)
+}
+
+/// `out[j]` = the first i with `x[j] − x[i] ≤ v` (v ≥ 0, so i ≤ j).
+fn first_within_all(x: &[f64], v: f64, out: &mut Vec<usize>) {
+    out.clear();
+    out.resize(x.len(), 0);
+    if x.len() <= WALK_MAX {
+        walk1(x, v, |j, i| out[j] = i);
+    } else {
+        // The last write for each j is the final i (earlier ones are
+        // provisional).
+        merge_walk(
+            x,
+            |c| if c < CHAINS { v } else { f64::NAN },
+            |_, j, i, _| out[j] = i,
+        );
+    }
+}
+
+/// [`walk2`] for one probe: `f(j, i)`.
+#[inline(always)]
+fn walk1(x: &[f64], v: f64, mut f: impl FnMut(usize, usize)) {
+    const K: usize = 4;
+    let n = x.len();
+    let len = n / K;
+    let (mut i, mut j0) = ([0usize; K], [0usize; K]);
+    for c in 0..K {
+        let j = c * len;
+        j0[c] = j;
+        i[c] = x[..j].partition_point(|&xi| x[j] - xi > v);
+    }
+    for t in 0..len {
+        for c in 0..K {
+            let j = j0[c] + t;
+            i[c] = first_within(x, x[j], i[c], v);
+            f(j, i[c]);
+        }
+    }
+    let mut a = i[K - 1];
+    for (j, &xj) in x.iter().enumerate().skip(K * len) {
+        a = first_within(x, xj, a, v);
+        f(j, a);
+    }
 }
 
 /// Calls `f(j, ia, ib)` for every j (in no particular order), where `ia` /
@@ -878,18 +936,80 @@ fn first_within(x: &[f64], xj: f64, from: usize, v: f64) -> usize {
     i
 }
 
+/// Walks per slice of j.
+const CHAINS: usize = 4;
+
+/// The two-pointer walk over sorted `x` for up to two probes at once, as
+/// 2 × [`CHAINS`] independent merge chains (slices of j × probes `v(c)`,
+/// c < CHAINS the first probe) stepped side by side: each step moves either
+/// i or j, decided without a branch, so nothing mispredicts and the chains'
+/// dependent loads overlap. Calls `done(c, j, i, step)` at every step of
+/// chain c; the steps with `step` = 0 are the ones that finish j, with i
+/// the first index where `x[j] − x[i] ≤ v` (v ≥ 0; a NaN probe is
+/// skipped).
+#[inline(always)]
+fn merge_walk(
+    x: &[f64],
+    v: impl Fn(usize) -> f64,
+    mut done: impl FnMut(usize, usize, usize, usize),
+) {
+    const M: usize = 2 * CHAINS;
+    let n = x.len();
+    let len = n.div_ceil(CHAINS);
+    let (mut i, mut j, mut end, mut vv) = ([0usize; M], [0usize; M], [0usize; M], [0.0f64; M]);
+    for c in 0..M {
+        let s = c % CHAINS;
+        vv[c] = v(c);
+        j[c] = (s * len).min(n);
+        end[c] = if vv[c].is_nan() {
+            j[c]
+        } else {
+            ((s + 1) * len).min(n)
+        };
+        i[c] = if j[c] < end[c] {
+            let (jc, vc) = (j[c], vv[c]);
+            x[..jc].partition_point(|&xi| x[jc] - xi > vc)
+        } else {
+            j[c]
+        };
+    }
+    loop {
+        let mut active = false;
+        for c in 0..M {
+            let (ic, jc) = (i[c], j[c]);
+            if jc < end[c] {
+                active = true;
+                // i ≤ j always: at i = j the difference is 0 ≤ v.
+                let step = usize::from(x[jc] - x[ic] > vv[c]);
+                done(c, jc, ic, step);
+                i[c] = ic + step;
+                j[c] = jc + 1 - step;
+            }
+        }
+        if !active {
+            break;
+        }
+    }
+}
+
 /// Lists the differences in `(lo, hi]` (there are few) and picks the ranks.
 fn select_in_bracket(x: &[f64], lo: f64, hi: f64, c_lo: usize, k1: usize, k2: usize) -> (f64, f64) {
+    // Differences fall as i rises: d > hi for i < ia[j], d > lo for
+    // i < ib[j] (every i < j when lo is the −1 sentinel).
+    let (mut ia, mut ib) = (Vec::new(), Vec::new());
+    first_within_all(x, hi, &mut ia);
+    if lo >= 0.0 {
+        first_within_all(x, lo, &mut ib);
+    } else {
+        ib.extend(0..x.len());
+    }
     let mut vals = Vec::new();
-    // Differences fall as i rises: d > hi for i < ia, d > lo for i < ib
-    // (every i < j when lo is the −1 sentinel).
-    walk2(x, hi, lo.max(0.0), |j, ia, ib| {
-        let ib = if lo < 0.0 { j } else { ib };
-        if ia < ib {
+    for (j, (&a, &b)) in ia.iter().zip(&ib).enumerate() {
+        if a < b {
             let xj = x[j];
-            vals.extend(x[ia..ib].iter().map(|&xi| xj - xi));
+            vals.extend(x[a..b].iter().map(|&xi| xj - xi));
         }
-    });
+    }
     let r1 = k1 - c_lo;
     let a = *vals.select_nth_unstable_by(r1, f64::total_cmp).1;
     let b = if k2 == k1 {
@@ -904,9 +1024,9 @@ fn select_in_bracket(x: &[f64], lo: f64, hi: f64, c_lo: usize, k1: usize, k2: us
 /// smallest above v.
 fn split_at(x: &[f64], v: f64) -> (f64, f64) {
     let (mut below, mut above) = (f64::NEG_INFINITY, f64::INFINITY);
-    let mut i = 0;
-    for (j, &xj) in x.iter().enumerate() {
-        i = first_within(x, xj, i, v);
+    let mut first = Vec::new();
+    first_within_all(x, v, &mut first);
+    for (j, (&xj, &i)) in x.iter().zip(&first).enumerate() {
         if i < j {
             below = below.max(xj - x[i]);
         }

@@ -165,4 +165,30 @@ impl Store {
                 .await?;
         rows.into_iter().map(|(k, s, b, t)| Ok((k, s, json_of(b)?, t))).collect()
     }
+
+    /// Events not yet acknowledged by the event stream, oldest first:
+    /// (id, kind, subject, body, at_ms).
+    pub async fn unpublished_events(&self, limit: i64) -> Result<Vec<(String, String, String, serde_json::Value, i64)>> {
+        let rows: Vec<(String, String, String, String, i64)> = sqlx::query_as(
+            "SELECT id, kind, subject, body, at_ms FROM events WHERE published_ms IS NULL ORDER BY at_ms, id LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(|(id, k, s, b, t)| Ok((id, k, s, json_of(b)?, t))).collect()
+    }
+
+    /// Records that the event stream acknowledged these events.
+    pub async fn mark_events_published(&self, ids: &[String], at_ms: i64) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for id in ids {
+            sqlx::query("UPDATE events SET published_ms = $1 WHERE id = $2")
+                .bind(at_ms)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
 }

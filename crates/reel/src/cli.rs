@@ -317,6 +317,10 @@ struct ServeArgs {
     /// Seconds without a heartbeat after which a stream stops counting.
     #[arg(long, default_value_t = 90)]
     stream_stale_after: u64,
+    /// Relay events (alert.fired, alert.resolved) to this NATS server's
+    /// JetStream (stream REEL_EVENTS), e.g. nats://127.0.0.1:4222.
+    #[arg(long, env = "REEL_NATS_URL")]
+    nats_url: Option<String>,
 }
 
 #[derive(Args)]
@@ -654,6 +658,9 @@ async fn serve_on(listener: tokio::net::TcpListener, args: ServeArgs, store: Sto
     state.tsdb = Some(std::sync::Arc::new(tsdb));
     tokio::spawn(reel_control::ops::collect_loop(state.clone(), local.to_string(), std::time::Duration::from_secs(5), args.remote_write.clone()));
     tokio::spawn(reel_control::alerts::alert_loop(state.clone(), std::time::Duration::from_secs(5)));
+    if let Some(url) = args.nats_url.clone() {
+        tokio::spawn(reel_control::events::relay_loop(state.clone(), url));
+    }
     tracing::info!(message = "reel is up", url = %format!("http://{local}"), backend = ?store.backend());
     println!("Reel is up: open http://{local} in a browser (Ctrl-C to stop)");
     reel_control::serve(listener, state, shutdown_signal()).await.context("server failed")?;
