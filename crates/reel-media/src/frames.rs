@@ -77,7 +77,7 @@ impl PixFmt {
     }
 
     fn frame_bytes(&self, w: usize, h: usize) -> usize {
-        let (cw, ch) = ((w + 1) / 2, (h + 1) / 2);
+        let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
         let chroma = match self.chroma {
             Chroma::Gray => 0,
             Chroma::Yuv420 => 2 * cw * ch,
@@ -198,10 +198,8 @@ fn read_y4m_header(r: &mut impl BufRead, path: &Path) -> Result<(usize, usize, P
                 } else {
                     return Err(bad(path, format!("y4m colour space {v} is not supported")));
                 };
-                let bpc = match bits.strip_prefix('p').and_then(|b| b.parse::<u8>().ok()) {
-                    Some(b) => b,
-                    None => 8, // 420jpeg, 420mpeg2, 420paldv, plain 420
-                };
+                // 420jpeg, 420mpeg2, 420paldv and plain 420 are 8-bit.
+                let bpc = bits.strip_prefix('p').and_then(|b| b.parse::<u8>().ok()).unwrap_or(8);
                 fmt = PixFmt { chroma, bpc };
             }
             _ => {}

@@ -119,7 +119,7 @@ fn decimate(src: &[f32], w: usize, h: usize, f: usize) -> (Vec<f32>, usize, usiz
     let (sw, sh) = (w / f + (w & 1), h / f + (h & 1));
     let weight = 1.0f32 / (f * f) as f32;
     let half = (f / 2) as isize;
-    let (lo, hi) = (-half, half - if f % 2 == 0 { 1 } else { 0 });
+    let (lo, hi) = (-half, half - if f.is_multiple_of(2) { 1 } else { 0 });
     let mirror = |i: isize, n: usize| -> usize {
         let n = n as isize;
         let m = if i < 0 { -1 - i } else if i >= n { n - (i - n) - 1 } else { i };

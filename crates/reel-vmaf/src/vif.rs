@@ -525,7 +525,7 @@ fn hsub<const N: usize, const H: usize>(ev: &[u16], od: &[u16], f: &Folded, c: u
     let half = H;
     // Padded index of output j's centre is 2j + half.
     let at = |d: usize| -> [u32; N] {
-        if d % 2 == 0 {
+        if d.is_multiple_of(2) {
             ld::<N>(ev, c + d / 2)
         } else {
             ld::<N>(od, c + d / 2)
