@@ -176,6 +176,15 @@ fn key_of(labels: &Labels) -> String {
     labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
 }
 
+/// The same key as [`key_of`], from an alert's stored labels (both are
+/// sorted by label name).
+fn key_of_json(labels: &Value) -> String {
+    labels
+        .as_object()
+        .map(|m| m.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))).collect::<Vec<_>>().join(","))
+        .unwrap_or_default()
+}
+
 fn labels_json(labels: &Labels) -> Value {
     Value::Object(labels.iter().map(|(k, v)| (k.to_string(), Value::String(v.to_string()))).collect())
 }
@@ -341,6 +350,19 @@ pub async fn alert_loop(state: AppState, every: Duration) {
     let Some(db) = state.tsdb.clone() else { return };
     let mut pending = HashMap::new();
     let mut firing: HashMap<String, String> = HashMap::new();
+    // Alerts already firing (before a restart, or fired by another node on
+    // the same database) are picked up, not fired a second time; they
+    // resolve here when their condition stops holding.
+    match state.store.alerts(1000).await {
+        Ok(alerts) => {
+            for a in alerts.into_iter().filter(|a| a.state == "firing") {
+                let key = format!("{}|{}", a.rule_id, key_of_json(&a.labels));
+                pending.insert(key.clone(), a.fired_ms);
+                firing.insert(key, a.id);
+            }
+        }
+        Err(e) => tracing::warn!(message = "cannot load firing alerts", error = %e),
+    }
     loop {
         tokio::time::sleep(every).await;
         if let Err(e) = evaluate(&state, &db, &mut pending, &mut firing).await {

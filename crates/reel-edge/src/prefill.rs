@@ -74,6 +74,9 @@ pub async fn prefill(edge: &Arc<Edge>, titles: &[String], bytes_per_s: u64) -> u
     for title in titles {
         let Ok(master) = edge.ensure(&format!("{title}/master.m3u8")).await else { continue };
         let Ok(master) = std::str::from_utf8(&master) else { continue };
+        // The DASH manifest describes the same segments; a title packaged
+        // before DASH existed simply has none.
+        let _ = edge.ensure(&format!("{title}/manifest.mpd")).await;
         for variant in uris(master) {
             // "720p/index.m3u8" -> rendition "720p".
             let Some((rendition, _)) = variant.split_once('/') else { continue };

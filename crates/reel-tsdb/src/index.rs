@@ -23,6 +23,57 @@ impl Postings {
         self.all.push(id);
     }
 
+    /// Removes series `gone` (ids sorted ascending, each with its label set). Posting lists,
+    /// values and names left empty are dropped, and shrunk buffers give their memory back.
+    pub fn remove(&mut self, gone: &[(u32, &Labels)]) {
+        if gone.is_empty() {
+            return;
+        }
+        debug_assert!(gone.windows(2).all(|w| w[0].0 < w[1].0));
+        let is_gone = |id: &u32| gone.binary_search_by_key(id, |g| g.0).is_ok();
+        // Each affected list is filtered once, however many removed series it holds.
+        let mut touched: HashMap<&str, Vec<&str>> = HashMap::new();
+        for (_, labels) in gone {
+            for (k, v) in labels.iter() {
+                touched.entry(k).or_default().push(v);
+            }
+        }
+        for (name, mut values) in touched {
+            values.sort_unstable();
+            values.dedup();
+            let Some(by_value) = self.map.get_mut(name) else {
+                continue;
+            };
+            for v in values {
+                if let Some(list) = by_value.get_mut(v) {
+                    list.retain(|id| !is_gone(id));
+                    if list.is_empty() {
+                        by_value.remove(v);
+                    } else {
+                        shrink_vec(list);
+                    }
+                }
+            }
+            if by_value.is_empty() {
+                self.map.remove(name);
+            } else {
+                shrink_map(by_value);
+            }
+        }
+        shrink_map(&mut self.map);
+        self.all.retain(|id| !is_gone(id));
+        shrink_vec(&mut self.all);
+    }
+
+    /// Number of series ids indexed.
+    pub fn len(&self) -> usize {
+        self.all.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.all.is_empty()
+    }
+
     pub fn label_values(&self, name: &str) -> Vec<String> {
         let mut v: Vec<String> = self
             .map
@@ -64,6 +115,20 @@ impl Postings {
             acc = intersect(&acc, l);
         }
         acc
+    }
+}
+
+/// Gives memory back once a vector is mostly empty (amortised: only below a quarter full).
+pub(crate) fn shrink_vec<T>(v: &mut Vec<T>) {
+    if v.capacity() > 16 && v.len() < v.capacity() / 4 {
+        v.shrink_to_fit();
+    }
+}
+
+/// [`shrink_vec`] for hash maps.
+pub(crate) fn shrink_map<K: Eq + std::hash::Hash, V>(m: &mut HashMap<K, V>) {
+    if m.capacity() > 16 && m.len() < m.capacity() / 4 {
+        m.shrink_to_fit();
     }
 }
 
@@ -126,5 +191,25 @@ mod tests {
             vec![0, 1, 2]
         );
         assert!(p.candidates(&[m("nope", MatchOp::Equal, "x")]).is_empty());
+    }
+
+    #[test]
+    fn remove_drops_ids_values_and_names() {
+        let mut p = Postings::default();
+        let a = Labels::metric("up", &[("job", "api"), ("pod", "a")]);
+        let b = Labels::metric("up", &[("job", "web"), ("pod", "b")]);
+        let c = Labels::metric("up", &[("job", "web")]);
+        p.add(0, &a);
+        p.add(1, &b);
+        p.add(2, &c);
+        p.remove(&[(0, &a), (1, &b)]);
+        let m = |n: &str, op, v: &str| Matcher::new(n, op, v).expect("matcher");
+        assert_eq!(p.candidates(&[m("job", MatchOp::Equal, "web")]), vec![2]);
+        assert!(p.candidates(&[m("job", MatchOp::Equal, "api")]).is_empty());
+        assert_eq!(p.label_values("job"), vec!["web".to_string()]);
+        assert!(p.label_values("pod").is_empty());
+        assert_eq!(p.len(), 1);
+        p.add(3, &a);
+        assert_eq!(p.candidates(&[m("__name__", MatchOp::Equal, "up")]), vec![2, 3]);
     }
 }

@@ -7,8 +7,8 @@
 //! checkpoints the WAL, writes 5-minute rollups (min/max/sum/count) and applies retention.
 //!
 //! Limits worth knowing: samples must arrive in time order per series (older ones are dropped
-//! and counted); compaction blocks appends while it runs; the per-series limit counts series
-//! in the head; one process per directory (no lock file yet). Queries take a PromQL
+//! and counted); compaction blocks appends while it runs; the per-metric series limit counts
+//! series in the head, and compaction removes series with no samples left in the head; one process per directory (no lock file yet). Queries take a PromQL
 //! subset ([`promql`]) and answer in the shape of Prometheus' JSON API.
 //!
 //! This crate owns a directory and nothing else: it knows nothing about HTTP, SQL, tokio or
@@ -135,17 +135,35 @@ impl MemSeries {
     fn bytes(&self) -> usize {
         self.closed.iter().map(|c| c.2.len()).sum::<usize>() + self.open.encoded_len()
     }
+
+    fn is_empty(&self) -> bool {
+        self.closed.is_empty() && self.open.count() == 0
+    }
 }
 
+/// One head series: its label set (outside the series lock, so lookups need no locking) and
+/// its samples.
+struct HeadSeries {
+    labels: Arc<Labels>,
+    mem: Arc<Mutex<MemSeries>>,
+}
+
+/// Head ids are handed out in increasing order and never reused while the process runs
+/// (until [`HeadIndex::renumber`], which only runs inside compaction), so a stale id can
+/// never name a different series.
 #[derive(Default)]
 struct HeadIndex {
-    series: Vec<Arc<Mutex<MemSeries>>>,
-    /// Label sets by id, outside the series locks so lookups need no locking.
-    labels: Vec<Arc<Labels>>,
+    series: HashMap<u32, HeadSeries>,
+    next_id: u32,
     by_hash: HashMap<u64, Vec<u32>>,
     postings: Postings,
     per_metric: HashMap<String, usize>,
+    /// Series garbage-collected since open.
+    removed_total: u64,
 }
+
+/// Past this many ids handed out, garbage collection renumbers the head densely.
+const RENUMBER_AT: u32 = 1 << 31;
 
 impl HeadIndex {
     fn lookup(&self, labels: &Labels, hash: u64) -> Option<u32> {
@@ -153,11 +171,25 @@ impl HeadIndex {
             .get(&hash)?
             .iter()
             .copied()
-            .find(|&id| *self.labels[id as usize] == *labels)
+            .find(|id| self.series.get(id).is_some_and(|s| *s.labels == *labels))
     }
 
-    fn create(&mut self, labels: Labels, hash: u64) -> u32 {
-        let id = self.series.len() as u32;
+    fn get(&self, id: u32) -> Option<&Arc<Mutex<MemSeries>>> {
+        self.series.get(&id).map(|s| &s.mem)
+    }
+
+    /// Head ids in increasing order.
+    fn sorted_ids(&self) -> Vec<u32> {
+        let mut ids: Vec<u32> = self.series.keys().copied().collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// Creates a series; `None` only when the id space is exhausted (2^32 series created since
+    /// the last compaction).
+    fn create(&mut self, labels: Labels, hash: u64) -> Option<u32> {
+        let id = self.next_id;
+        self.next_id = id.checked_add(1)?;
         self.postings.add(id, &labels);
         *self
             .per_metric
@@ -165,21 +197,82 @@ impl HeadIndex {
             .or_default() += 1;
         self.by_hash.entry(hash).or_default().push(id);
         let labels = Arc::new(labels);
-        self.labels.push(Arc::clone(&labels));
-        self.series.push(Arc::new(Mutex::new(MemSeries {
-            labels,
+        let mem = Arc::new(Mutex::new(MemSeries {
+            labels: Arc::clone(&labels),
             closed: Vec::new(),
             open: ChunkEncoder::new(),
             last_t: i64::MIN,
-        })));
-        id
+        }));
+        self.series.insert(id, HeadSeries { labels, mem });
+        Some(id)
+    }
+
+    /// Removes every series without samples in the head (garbage collection after compaction),
+    /// with its postings, hash entry and per-metric count. Returns how many were removed and
+    /// whether ids were renumbered. Callers must exclude appends (hold the gate exclusively):
+    /// an appender holds ids from lookup until its samples are applied.
+    fn gc(&mut self) -> (usize, bool) {
+        let mut gone: Vec<(u32, Arc<Labels>)> = self
+            .series
+            .iter()
+            .filter(|(_, s)| s.mem.lock().is_empty())
+            .map(|(&id, s)| (id, Arc::clone(&s.labels)))
+            .collect();
+        gone.sort_unstable_by_key(|g| g.0);
+        for (id, labels) in &gone {
+            self.series.remove(id);
+            let hash = labels.hash64();
+            if let Some(ids) = self.by_hash.get_mut(&hash) {
+                ids.retain(|x| x != id);
+                if ids.is_empty() {
+                    self.by_hash.remove(&hash);
+                }
+            }
+            if let Some(n) = self.per_metric.get_mut(labels.name()) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    self.per_metric.remove(labels.name());
+                }
+            }
+        }
+        let refs: Vec<(u32, &Labels)> = gone.iter().map(|(id, l)| (*id, &**l)).collect();
+        self.postings.remove(&refs);
+        index::shrink_map(&mut self.series);
+        index::shrink_map(&mut self.by_hash);
+        index::shrink_map(&mut self.per_metric);
+        self.removed_total += gone.len() as u64;
+        let renumbered = self.next_id >= RENUMBER_AT;
+        if renumbered {
+            self.renumber();
+        }
+        (gone.len(), renumbered)
+    }
+
+    /// Gives the series ids `0..n` in their current order. Only valid while no ids are held
+    /// outside the head and when the WAL is rewritten right after.
+    fn renumber(&mut self) {
+        let old = std::mem::take(&mut self.series);
+        let mut entries: Vec<(u32, HeadSeries)> = old.into_iter().collect();
+        entries.sort_unstable_by_key(|e| e.0);
+        self.by_hash.clear();
+        self.postings = Postings::default();
+        self.series = HashMap::with_capacity(entries.len());
+        for (new_id, (_, s)) in (0u32..).zip(entries) {
+            self.postings.add(new_id, &s.labels);
+            self.by_hash.entry(s.labels.hash64()).or_default().push(new_id);
+            self.series.insert(new_id, s);
+        }
+        self.next_id = self.series.len() as u32;
     }
 }
 
 /// Counters and sizes, for `/metrics` and the benchmark.
 #[derive(Debug, Clone, Serialize)]
 pub struct Stats {
+    /// Series currently in the head (series without head samples are removed by compaction).
     pub head_series: usize,
+    /// Head series removed by garbage collection since the store was opened.
+    pub head_series_removed: u64,
     pub head_chunk_bytes: usize,
     pub blocks: usize,
     pub block_bytes: u64,
@@ -244,15 +337,20 @@ impl Tsdb {
                 wal::Record::Series(wid, labels) => {
                     let hash = labels.hash64();
                     let id = match head.lookup(&labels, hash) {
-                        Some(id) => id,
+                        Some(id) => Some(id),
                         None => head.create(labels, hash),
+                    };
+                    let Some(id) = id else {
+                        return Err(Error::Io(std::io::Error::other(
+                            "WAL names more than 2^32 series",
+                        )));
                     };
                     ids.insert(wid, id);
                 }
                 wal::Record::Samples(samples) => {
                     for (wid, t, v) in samples {
-                        if let Some(&id) = ids.get(&wid) {
-                            if head.series[id as usize].lock().push(t, v) {
+                        if let Some(s) = ids.get(&wid).and_then(|&id| head.get(id)) {
+                            if s.lock().push(t, v) {
                                 max_t = max_t.max(t);
                             }
                         }
@@ -260,6 +358,10 @@ impl Tsdb {
                 }
             }
         }
+        // Series whose samples all went to blocks (e.g. from a log written before head GC, or
+        // created by an append that then failed) take no head memory.
+        head.gc();
+        head.removed_total = 0;
         // Samples already persisted in blocks must not come back from an old WAL as new data.
         let wal = wal::Wal::open(&wal_path, valid)?;
         let db = Tsdb {
@@ -342,7 +444,15 @@ impl Tsdb {
                 let id = match head.lookup(labels, h) {
                     Some(id) => id,
                     None => {
-                        let id = head.create(labels.clone(), h);
+                        let Some(id) = head.create(labels.clone(), h) else {
+                            // Series made so far are empty; compaction removes them.
+                            if !rec.is_empty() {
+                                self.wal.stage(&rec);
+                            }
+                            return Err(Error::Io(std::io::Error::other(
+                                "head series ids exhausted; run compaction",
+                            )));
+                        };
                         wal::encode_series(&mut rec, id, labels);
                         id
                     }
@@ -363,10 +473,16 @@ impl Tsdb {
         wal::encode_samples(&mut rec, &triples);
         let seq = self.wal.stage(&rec);
         self.wal.commit(seq)?;
+        // The ids are still valid: garbage collection runs only under the exclusive gate, and
+        // this append has held the gate shared since it looked them up.
         let head = self.head.read();
-        let (mut ok, mut dropped, mut newest) = (0u64, 0u64, i64::MIN);
+        let (mut ok, mut dropped, mut newest, mut lost) = (0u64, 0u64, i64::MIN, 0u64);
         for (id, t, v) in triples {
-            if head.series[id as usize].lock().push(t, v) {
+            let Some(s) = head.get(id) else {
+                lost += 1;
+                continue;
+            };
+            if s.lock().push(t, v) {
                 ok += 1;
                 newest = newest.max(t);
             } else {
@@ -376,20 +492,31 @@ impl Tsdb {
         self.appended.fetch_add(ok, Ordering::Relaxed);
         self.out_of_order.fetch_add(dropped, Ordering::Relaxed);
         self.max_t.fetch_max(newest, Ordering::Relaxed);
+        if lost > 0 {
+            // Unreachable while the gate discipline holds; never report such samples as stored.
+            return Err(Error::Io(std::io::Error::other(format!(
+                "{lost} samples lost their head series during the append"
+            ))));
+        }
         Ok(())
     }
 
     /// Writes a fresh WAL holding every head series and its samples, then swaps it in.
+    /// Only the head's current series appear, so the new log never names a removed id; a
+    /// series created later gets its series record when it is created. The caller must exclude
+    /// appends. If the swap fails after the rename, the log is poisoned: appends would
+    /// otherwise go to an unlinked file.
     fn checkpoint_wal(&self, head: &HeadIndex) -> Result<()> {
         let tmp = self.dir.join("wal.tmp");
         let mut buf = Vec::new();
-        for (id, s) in head.series.iter().enumerate() {
+        for id in head.sorted_ids() {
+            let Some(s) = head.get(id) else { continue };
             let s = s.lock();
-            wal::encode_series(&mut buf, id as u32, &s.labels);
+            wal::encode_series(&mut buf, id, &s.labels);
             let samples: Vec<(u32, i64, f64)> = s
                 .samples(i64::MIN, i64::MAX)
                 .into_iter()
-                .map(|(t, v)| (id as u32, t, v))
+                .map(|(t, v)| (id, t, v))
                 .collect();
             if !samples.is_empty() {
                 wal::encode_samples(&mut buf, &samples);
@@ -401,8 +528,13 @@ impl Tsdb {
             f.sync_all()?;
         }
         std::fs::rename(&tmp, self.dir.join("wal"))?;
-        std::fs::File::open(&self.dir)?.sync_all()?;
-        self.wal.replace_file(&self.dir.join("wal"))?;
+        let swapped = std::fs::File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .and_then(|()| self.wal.replace_file(&self.dir.join("wal")));
+        if let Err(e) = swapped {
+            self.wal.poison(&e);
+            return Err(e.into());
+        }
         Ok(())
     }
 
@@ -419,18 +551,21 @@ impl Tsdb {
     /// Like [`Tsdb::compact`] but persists every head sample with `t < cutoff`
     /// (`i64::MAX` flushes the whole head).
     pub fn compact_before(&self, cutoff: i64) -> Result<()> {
+        // Exclusive gate: no append is between its id lookup and applying its samples, so
+        // series can be removed and the WAL swapped without losing or misdirecting a sample.
         let _gate = self.gate.write();
-        let head = self.head.write();
+        let mut head = self.head.write();
         let mut flushed: Vec<SeriesSamples> = Vec::new();
-        let mut keep: Vec<Vec<(i64, f64)>> = Vec::with_capacity(head.series.len());
-        for s in &head.series {
+        let mut keep: Vec<(u32, Vec<(i64, f64)>)> = Vec::with_capacity(head.series.len());
+        for id in head.sorted_ids() {
+            let Some(s) = head.get(id) else { continue };
             let s = s.lock();
             let all = s.samples(i64::MIN, i64::MAX);
             let split = all.partition_point(|&(t, _)| t < cutoff);
             if split > 0 {
                 flushed.push((Labels::clone(&s.labels), all[..split].to_vec()));
             }
-            keep.push(all[split..].to_vec());
+            keep.push((id, all[split..].to_vec()));
         }
         let blocks_dir = self.dir.join("blocks");
         let mut new_blocks = Vec::new();
@@ -443,7 +578,8 @@ impl Tsdb {
                 new_blocks.push(Arc::new(Block::open(&dir)?));
             }
         }
-        for (s, samples) in head.series.iter().zip(keep) {
+        for (id, samples) in keep {
+            let Some(s) = head.get(id) else { continue };
             let mut s = s.lock();
             s.closed.clear();
             s.open = ChunkEncoder::new();
@@ -459,7 +595,16 @@ impl Tsdb {
             blocks.extend(new_blocks);
             blocks.sort_by_key(|b| (b.index.min_t, b.index.resolution_ms));
         }
-        self.checkpoint_wal(&head)?;
+        // Series with nothing left in the head live on in the blocks only. Their ids leave
+        // the head before the checkpoint, so the new WAL never mentions them.
+        let (_, renumbered) = head.gc();
+        if let Err(e) = self.checkpoint_wal(&head) {
+            // Renumbered ids would misread the old log's records: refuse further appends.
+            if renumbered {
+                self.wal.poison(&std::io::Error::other(e.to_string()));
+            }
+            return Err(e);
+        }
         drop(head);
         self.apply_retention()
     }
@@ -511,6 +656,10 @@ impl Tsdb {
         maxt: i64,
         resolution_ms: i64,
     ) -> Result<Vec<SeriesSamples>> {
+        // Head first, then the block list under the same head lock: compaction publishes its
+        // blocks before it releases the head, so samples it moves (and series it removes) are
+        // seen in exactly one of the two, never in neither.
+        let head = self.head.read();
         let blocks: Vec<Arc<Block>> = self
             .blocks
             .read()
@@ -522,6 +671,22 @@ impl Tsdb {
             })
             .cloned()
             .collect();
+        let mut head_got = Vec::new();
+        if resolution_ms == 0 {
+            for id in head.postings.candidates(matchers) {
+                let Some(s) = head.get(id) else { continue };
+                let s = s.lock();
+                if s.last_t < mint || !matchers.iter().all(|m| m.matches_labels(&s.labels)) {
+                    continue;
+                }
+                let samples = s.samples(mint, maxt);
+                if !samples.is_empty() {
+                    head_got.push((Labels::clone(&s.labels), samples));
+                }
+            }
+            head_got.sort_by(|x: &SeriesSamples, y| x.0.cmp(&y.0));
+        }
+        drop(head);
         // One list per source, each sorted by labels (block indexes are written sorted).
         let mut sources: Vec<Vec<SeriesSamples>> = Vec::new();
         for b in &blocks {
@@ -529,22 +694,7 @@ impl Tsdb {
             got.sort_by(|x, y| x.0.cmp(&y.0));
             sources.push(got);
         }
-        if resolution_ms == 0 {
-            let head = self.head.read();
-            let mut got = Vec::new();
-            for id in head.postings.candidates(matchers) {
-                let s = head.series[id as usize].lock();
-                if s.last_t < mint || !matchers.iter().all(|m| m.matches_labels(&s.labels)) {
-                    continue;
-                }
-                let samples = s.samples(mint, maxt);
-                if !samples.is_empty() {
-                    got.push((Labels::clone(&s.labels), samples));
-                }
-            }
-            got.sort_by(|x, y| x.0.cmp(&y.0));
-            sources.push(got);
-        }
+        sources.push(head_got);
         sources.retain(|s| !s.is_empty());
         if sources.len() <= 1 {
             return Ok(sources.pop().unwrap_or_default());
@@ -569,7 +719,7 @@ impl Tsdb {
         {
             let head = self.head.read();
             for id in head.postings.candidates(matchers) {
-                let s = head.series[id as usize].lock();
+                let Some(s) = head.series.get(&id) else { continue };
                 if matchers.iter().all(|m| m.matches_labels(&s.labels)) {
                     set.insert(Labels::clone(&s.labels));
                 }
@@ -638,7 +788,8 @@ impl Tsdb {
         let newest = self.max_t.load(Ordering::Relaxed);
         Stats {
             head_series: head.series.len(),
-            head_chunk_bytes: head.series.iter().map(|s| s.lock().bytes()).sum(),
+            head_series_removed: head.removed_total,
+            head_chunk_bytes: head.series.values().map(|s| s.mem.lock().bytes()).sum(),
             blocks: blocks.len(),
             block_bytes: blocks
                 .iter()
@@ -660,6 +811,44 @@ impl Tsdb {
             samples_appended: self.appended.load(Ordering::Relaxed),
             out_of_order_dropped: self.out_of_order.load(Ordering::Relaxed),
             newest_timestamp: (newest != i64::MIN).then_some(newest),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gc_removes_empty_series_and_renumbering_keeps_the_index_consistent() {
+        let mut head = HeadIndex::default();
+        let mk = |pod: &str| Labels::metric("m", &[("pod", pod)]);
+        let mut ids = Vec::new();
+        for pod in ["a", "b", "c", "d"] {
+            let l = mk(pod);
+            let h = l.hash64();
+            ids.push(head.create(l, h).expect("id"));
+        }
+        for &id in &[ids[1], ids[3]] {
+            head.get(id).expect("series").lock().push(5, 1.0);
+        }
+        assert_eq!(head.gc(), (2, false));
+        assert_eq!((head.series.len(), head.per_metric["m"], head.postings.len()), (2, 2, 2));
+        assert_eq!(head.lookup(&mk("a"), mk("a").hash64()), None);
+        assert_eq!(head.lookup(&mk("b"), mk("b").hash64()), Some(ids[1]));
+        // Re-created series get fresh ids, never a removed one.
+        let again = head.create(mk("a"), mk("a").hash64()).expect("id");
+        assert_eq!(again, 4);
+        head.get(again).expect("series").lock().push(6, 2.0);
+        head.next_id = RENUMBER_AT;
+        assert_eq!(head.gc(), (0, true));
+        assert_eq!(head.sorted_ids(), vec![0, 1, 2]);
+        assert_eq!(head.next_id, 3);
+        for (pod, id) in [("b", 0), ("d", 1), ("a", 2)] {
+            assert_eq!(head.lookup(&mk(pod), mk(pod).hash64()), Some(id));
+            let m = [Matcher::eq("pod", pod)];
+            assert_eq!(head.postings.candidates(&m), vec![id]);
+            assert_eq!(*head.get(id).expect("series").lock().labels, mk(pod));
         }
     }
 }

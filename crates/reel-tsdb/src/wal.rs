@@ -294,6 +294,16 @@ impl Wal {
         }
     }
 
+    /// Refuses every later commit with `e` (the log on disk can no longer be trusted to
+    /// match the head, e.g. after a failed swap in a checkpoint).
+    pub fn poison(&self, e: &std::io::Error) {
+        let mut st = self.state.lock();
+        if st.failed.is_none() {
+            st.failed = Some(format!("WAL checkpoint failed: {e}"));
+        }
+        self.done.notify_all();
+    }
+
     /// Replaces the log with `path` (already written and synced by the caller). The caller
     /// must guarantee no appends are in flight.
     pub fn replace_file(&self, path: &Path) -> std::io::Result<()> {

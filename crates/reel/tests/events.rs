@@ -61,8 +61,9 @@ async fn alert_events_are_relayed_to_jetstream_and_survive_an_outage() {
     let mut nats = nats_server(port, &js_dir);
     let url = format!("nats://127.0.0.1:{port}");
     let data = dir.path().join("data");
-    let server = start(&["serve", "--data-dir", data.to_str().expect("utf-8"), "--nats-url", &url]).await;
-    let base = server.base.clone();
+    let args = ["serve", "--data-dir", data.to_str().expect("utf-8"), "--nats-url", &url];
+    let mut server = start(&args).await;
+    let mut base = server.base.clone();
     let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("client");
 
     // A rule that holds at once (Prometheus style), so an alert fires.
@@ -104,6 +105,16 @@ async fn alert_events_are_relayed_to_jetstream_and_survive_an_outage() {
     assert_eq!(fired["subject"], alert["id"], "the event names the alert");
     assert_eq!(alert["rule_id"], rule_id.as_str());
 
+    // A restart picks the firing alert up instead of firing it again.
+    drop(server);
+    server = start(&args).await;
+    base = server.base.clone();
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let alerts: Value = http.get(format!("{base}/api/v1/alerts")).send().await.expect("alerts").json().await.expect("json");
+    let of_rule: Vec<&Value> = alerts["alerts"].as_array().expect("alerts").iter().filter(|a| a["rule_id"] == rule_id.as_str()).collect();
+    assert_eq!(of_rule.len(), 1, "one alert across the restart: {alerts}");
+    assert_eq!(of_rule[0]["state"], "firing");
+
     // NATS goes away; the alert resolves meanwhile (its rule is deleted).
     drop(messages);
     drop(nats);
@@ -130,4 +141,5 @@ async fn alert_events_are_relayed_to_jetstream_and_survive_an_outage() {
     assert_eq!(subject, "reel.events.alert.resolved");
     assert_eq!(resolved["subject"], alert["id"]);
     drop(nats);
+    drop(server);
 }
