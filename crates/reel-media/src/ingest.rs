@@ -166,6 +166,12 @@ pub async fn ingest(opts: &IngestOptions, progress: Arc<dyn IngestProgress>) -> 
     let meta = std::fs::metadata(src).map_err(io_err(src))?;
     let mtime = meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(0, |d| d.as_millis());
     std::fs::create_dir_all(&opts.work_dir).map_err(io_err(&opts.work_dir))?;
+    // One job per title at a time: a second would write the same files.
+    let lock_path = opts.work_dir.join("LOCK");
+    let lock = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).map_err(io_err(&lock_path))?;
+    if lock.try_lock().is_err() {
+        return Err(bad(&opts.work_dir, "another ingest of this title is running; wait for it to finish"));
+    }
 
     let plan_path = opts.work_dir.join("plan.json");
     let candidates = candidates(opts, &probe);

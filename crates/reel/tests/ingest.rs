@@ -88,6 +88,10 @@ async fn ingest_refuses_bad_input_resumes_after_a_kill_and_serves_dash() {
         assert!(Instant::now() < deadline, "the first chunk did not finish within 180 s");
         std::thread::sleep(Duration::from_millis(20));
     }
+    // A second ingest of the same title meanwhile is refused, not interleaved.
+    let second = reel(&args);
+    assert!(!second.status.success(), "a concurrent ingest of one title was accepted");
+    assert!(String::from_utf8_lossy(&second.stderr).contains("another ingest of this title is running"));
     child.kill().expect("kill -9");
     child.wait().expect("reap");
     let finished_before = results(&work);
