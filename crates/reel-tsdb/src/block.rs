@@ -226,17 +226,25 @@ pub fn write_block(
     Ok(Some(dest))
 }
 
-/// Downsamples series to `step_ms` buckets, producing four series per input labelled
-/// `__rollup__` = `min`, `max`, `sum`, `count`. The bucket's timestamp is its last sample's.
+/// The label that marks rollup series in rollup blocks.
+pub const ROLLUP_LABEL: &str = "__rollup__";
+
+/// Rollup kinds written per series, in this order. Blocks written before `last` existed hold
+/// only the first four; readers treat a missing `last` series as "no downsampled samples".
+pub const ROLLUP_KINDS: [&str; 5] = ["min", "max", "sum", "count", "last"];
+
+/// Downsamples series to `step_ms` buckets, producing five series per input labelled
+/// `__rollup__` = `min`, `max`, `sum`, `count`, `last` (the bucket's last sample value). Every
+/// bucket's timestamp is its last sample's, so `last` is a real sample of the series.
 pub fn rollup(series: &[SeriesSamples], step_ms: i64) -> Vec<SeriesSamples> {
-    let mut out = Vec::with_capacity(series.len() * 4);
+    let mut out = Vec::with_capacity(series.len() * ROLLUP_KINDS.len());
     for (labels, samples) in series {
-        let mut agg: [Vec<(i64, f64)>; 4] = Default::default();
+        let mut agg: [Vec<(i64, f64)>; 5] = Default::default();
         let mut i = 0;
         while i < samples.len() {
             let bucket = samples[i].0.div_euclid(step_ms);
-            let (mut mn, mut mx, mut sum, mut cnt, mut last_t) =
-                (f64::INFINITY, f64::NEG_INFINITY, 0.0, 0.0, 0);
+            let (mut mn, mut mx, mut sum, mut cnt, mut last_t, mut last_v) =
+                (f64::INFINITY, f64::NEG_INFINITY, 0.0, 0.0, 0, 0.0);
             while i < samples.len() && samples[i].0.div_euclid(step_ms) == bucket {
                 let (t, v) = samples[i];
                 mn = mn.min(v);
@@ -244,18 +252,20 @@ pub fn rollup(series: &[SeriesSamples], step_ms: i64) -> Vec<SeriesSamples> {
                 sum += v;
                 cnt += 1.0;
                 last_t = t;
+                last_v = v;
                 i += 1;
             }
             agg[0].push((last_t, mn));
             agg[1].push((last_t, mx));
             agg[2].push((last_t, sum));
             agg[3].push((last_t, cnt));
+            agg[4].push((last_t, last_v));
         }
-        for (kind, s) in ["min", "max", "sum", "count"].into_iter().zip(agg) {
+        for (kind, s) in ROLLUP_KINDS.into_iter().zip(agg) {
             let pairs = labels
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
-                .chain([("__rollup__".to_string(), kind.to_string())]);
+                .chain([(ROLLUP_LABEL.to_string(), kind.to_string())]);
             out.push((Labels::new(pairs), s));
         }
     }

@@ -4,7 +4,9 @@
 //! A series is a metric name plus a sorted label set; samples are `(i64 ms, f64)`. Writes go
 //! to a checksummed write-ahead log (group-committed fsync) and then to the in-memory head,
 //! which keeps Gorilla-compressed chunks. [`Tsdb::compact`] cuts immutable on-disk blocks,
-//! checkpoints the WAL, writes 5-minute rollups (min/max/sum/count) and applies retention.
+//! checkpoints the WAL, writes 5-minute rollups (min/max/sum/count/last) and applies retention
+//! (rollups may outlive raw blocks: queries then read their `last` samples, see
+//! [`Tsdb::select_with_rollups`]).
 //!
 //! Limits worth knowing: samples must arrive in time order per series (older ones are dropped
 //! and counted); compaction blocks appends while it runs; the per-metric series limit counts
@@ -79,9 +81,17 @@ pub struct Options {
     pub retention_ms: Option<i64>,
     /// [`Tsdb::compact`] leaves this much recent data in the head.
     pub head_retention_ms: i64,
-    /// Rollup resolution written beside each raw block (0 disables rollups). Rollups are read
-    /// with [`Tsdb::select_rollup`]; PromQL queries do not use them yet.
+    /// Rollup resolution written beside each raw block (0 disables rollups). PromQL selectors
+    /// read the rollups' `last` samples where raw blocks are gone ([`Tsdb::select_with_rollups`]);
+    /// [`Tsdb::select_rollup`] reads every aggregate.
+    ///
     pub rollup_step_ms: i64,
+    /// Rollup blocks whose newest sample is older than this (relative to the newest sample
+    /// seen) are deleted by [`Tsdb::compact`]. `None` (the default) keeps them exactly as long
+    /// as raw blocks. Set it above `retention_ms` to answer old queries from 5-minute samples
+    /// once the raw data is gone (Thanos/M3-style downsampling, see
+    /// [`Tsdb::select_with_rollups`]).
+    pub rollup_retention_ms: Option<i64>,
 }
 
 impl Default for Options {
@@ -91,6 +101,7 @@ impl Default for Options {
             retention_ms: Some(15 * 24 * 3600 * 1000),
             head_retention_ms: 3600 * 1000,
             rollup_step_ms: 5 * 60 * 1000,
+            rollup_retention_ms: None,
         }
     }
 }
@@ -609,15 +620,23 @@ impl Tsdb {
         self.apply_retention()
     }
 
+    /// Deletes raw blocks past `retention_ms` and rollup blocks past the rollup retention
+    /// ([`Options::rollup_retention_ms`], or `retention_ms` when that is `None`).
     fn apply_retention(&self) -> Result<()> {
-        let Some(ret) = self.opts.retention_ms else {
+        let raw_ret = self.opts.retention_ms;
+        let rollup_ret = self.opts.rollup_retention_ms.or(raw_ret);
+        if raw_ret.is_none() && rollup_ret.is_none() {
             return Ok(());
-        };
-        let horizon = self.max_t.load(Ordering::Relaxed).saturating_sub(ret);
+        }
+        let newest = self.max_t.load(Ordering::Relaxed);
+        let horizon = |ret: Option<i64>| ret.map_or(i64::MIN, |r| newest.saturating_sub(r));
+        let (raw_horizon, rollup_horizon) = (horizon(raw_ret), horizon(rollup_ret));
         let expired: Vec<Arc<Block>> = {
             let mut blocks = self.blocks.write();
-            let (old, live): (Vec<_>, Vec<_>) =
-                blocks.drain(..).partition(|b| b.index.max_t < horizon);
+            let (old, live): (Vec<_>, Vec<_>) = blocks.drain(..).partition(|b| {
+                let h = if b.index.resolution_ms == 0 { raw_horizon } else { rollup_horizon };
+                b.index.max_t < h
+            });
             *blocks = live;
             old
         };
@@ -633,9 +652,26 @@ impl Tsdb {
         self.select_resolution(matchers, mint, maxt, 0)
     }
 
+    /// Samples for query selectors: raw samples (blocks and head) as [`Tsdb::select`] returns
+    /// them, plus, for the span before the oldest raw block's `min_t` (where retention removed
+    /// the raw data), the rollup blocks' `last` samples under the series' own labels (no
+    /// `__rollup__` label): one sample per rollup bucket, at the bucket's last raw timestamp.
+    /// Raw data wins: rollup samples at or after the seam are never returned, and a timestamp
+    /// present in both keeps the raw value. Rollup blocks written before `last` existed have
+    /// no `last` series and contribute nothing (their span reads as empty).
+    pub fn select_with_rollups(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Vec<SeriesSamples>> {
+        self.select_inner(matchers, mint, maxt, 0, true)
+    }
+
     /// Downsampled series from rollup blocks of `resolution_ms` (see [`Options::rollup_step_ms`]):
-    /// four series per raw series, labelled `__rollup__` = `min`, `max`, `sum`, `count`, one
-    /// point per bucket at the bucket's last sample time. Only data already compacted has rollups.
+    /// five series per raw series, labelled `__rollup__` = `min`, `max`, `sum`, `count`, `last`
+    /// (blocks written by older versions lack `last`), one point per bucket at the bucket's
+    /// last sample time. Only data already compacted has rollups.
     pub fn select_rollup(
         &self,
         matchers: &[Matcher],
@@ -656,21 +692,61 @@ impl Tsdb {
         maxt: i64,
         resolution_ms: i64,
     ) -> Result<Vec<SeriesSamples>> {
+        self.select_inner(matchers, mint, maxt, resolution_ms, false)
+    }
+
+    fn select_inner(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+        resolution_ms: i64,
+        with_rollups: bool,
+    ) -> Result<Vec<SeriesSamples>> {
         // Head first, then the block list under the same head lock: compaction publishes its
         // blocks before it releases the head, so samples it moves (and series it removes) are
         // seen in exactly one of the two, never in neither.
         let head = self.head.read();
-        let blocks: Vec<Arc<Block>> = self
-            .blocks
-            .read()
-            .iter()
-            .filter(|b| {
-                b.index.resolution_ms == resolution_ms
-                    && b.index.max_t >= mint
-                    && b.index.min_t <= maxt
-            })
-            .cloned()
-            .collect();
+        let (blocks, rollup_blocks, seam): (Vec<Arc<Block>>, Vec<Arc<Block>>, i64) = {
+            let all = self.blocks.read();
+            let blocks = all
+                .iter()
+                .filter(|b| {
+                    b.index.resolution_ms == resolution_ms
+                        && b.index.max_t >= mint
+                        && b.index.min_t <= maxt
+                })
+                .cloned()
+                .collect();
+            // The seam: raw data exists from the oldest raw block on (the head only holds
+            // data newer than every compaction). With no raw block left, every rollup is usable.
+            let seam = if with_rollups && resolution_ms == 0 {
+                all.iter()
+                    .filter(|b| b.index.resolution_ms == 0)
+                    .map(|b| b.index.min_t)
+                    .min()
+                    .or_else(|| {
+                        all.iter()
+                            .filter(|b| b.index.resolution_ms > 0)
+                            .map(|b| b.index.max_t.saturating_add(1))
+                            .max()
+                    })
+                    .unwrap_or(i64::MIN)
+            } else {
+                i64::MIN
+            };
+            let rollup_blocks = all
+                .iter()
+                .filter(|b| {
+                    b.index.resolution_ms > 0
+                        && b.index.min_t < seam
+                        && b.index.max_t >= mint
+                        && b.index.min_t <= maxt
+                })
+                .cloned()
+                .collect();
+            (blocks, rollup_blocks, seam)
+        };
         let mut head_got = Vec::new();
         if resolution_ms == 0 {
             for id in head.postings.candidates(matchers) {
@@ -695,6 +771,45 @@ impl Tsdb {
             sources.push(got);
         }
         sources.push(head_got);
+        // Rollups come last, so a timestamp also present in raw data keeps the raw value.
+        let rollup_maxt = maxt.min(seam.saturating_sub(1));
+        if !rollup_blocks.is_empty() && mint <= rollup_maxt {
+            let mut m = matchers.to_vec();
+            m.push(Matcher::eq(block::ROLLUP_LABEL, "last"));
+            // (t, v, resolution) per series, across rollup blocks.
+            let mut rolled: BTreeMap<Labels, Vec<(i64, f64, i64)>> = BTreeMap::new();
+            for b in &rollup_blocks {
+                let res = b.index.resolution_ms;
+                for (l, s) in b.select(&m, mint, rollup_maxt)? {
+                    rolled
+                        .entry(l.filtered(|k| k != block::ROLLUP_LABEL))
+                        .or_default()
+                        .extend(s.into_iter().map(|(t, v)| (t, v, res)));
+                }
+            }
+            // A compaction cutoff inside a bucket leaves one `last` on each side of it; keep
+            // the later one, so samples stay evenly spaced (rate extrapolation relies on it).
+            let got: Vec<SeriesSamples> = rolled
+                .into_iter()
+                .map(|(l, mut pts)| {
+                    pts.sort_by_key(|p| p.0);
+                    let kept = pts
+                        .iter()
+                        .enumerate()
+                        .filter(|&(i, p)| {
+                            pts.get(i + 1).is_none_or(|n| {
+                                n.0 == p.0
+                                    || n.2 != p.2
+                                    || n.0.div_euclid(n.2) != p.0.div_euclid(p.2)
+                            })
+                        })
+                        .map(|(_, p)| (p.0, p.1))
+                        .collect();
+                    (l, kept)
+                })
+                .collect();
+            sources.push(got);
+        }
         sources.retain(|s| !s.is_empty());
         if sources.len() <= 1 {
             return Ok(sources.pop().unwrap_or_default());
@@ -725,16 +840,25 @@ impl Tsdb {
                 }
             }
         }
-        for b in self
-            .blocks
-            .read()
-            .iter()
-            .filter(|b| b.index.resolution_ms == 0)
-        {
-            for id in b.postings().candidates(matchers) {
-                if let Some((l, _)) = b.index.series.get(id as usize) {
-                    if matchers.iter().all(|m| m.matches_labels(l)) {
-                        set.insert(l.clone());
+        for b in self.blocks.read().iter() {
+            if b.index.resolution_ms == 0 {
+                for id in b.postings().candidates(matchers) {
+                    if let Some((l, _)) = b.index.series.get(id as usize) {
+                        if matchers.iter().all(|m| m.matches_labels(l)) {
+                            set.insert(l.clone());
+                        }
+                    }
+                }
+            } else {
+                // Series that outlived their raw data are listed under their own labels; the
+                // `__rollup__` series themselves are an internal detail.
+                for (l, _) in &b.index.series {
+                    if l.get(block::ROLLUP_LABEL).is_none() {
+                        continue;
+                    }
+                    let l = l.filtered(|k| k != block::ROLLUP_LABEL);
+                    if !set.contains(&l) && matchers.iter().all(|m| m.matches_labels(&l)) {
+                        set.insert(l);
                     }
                 }
             }
@@ -742,8 +866,12 @@ impl Tsdb {
         Ok(set.into_iter().collect())
     }
 
-    /// Every value the label `name` takes, sorted.
+    /// Every value the label `name` takes, sorted (series kept only as rollups included; the
+    /// internal `__rollup__` label has no values).
     pub fn label_values(&self, name: &str) -> Vec<String> {
+        if name == block::ROLLUP_LABEL {
+            return Vec::new();
+        }
         let mut set: std::collections::BTreeSet<String> = self
             .head
             .read()
@@ -751,12 +879,7 @@ impl Tsdb {
             .label_values(name)
             .into_iter()
             .collect();
-        for b in self
-            .blocks
-            .read()
-            .iter()
-            .filter(|b| b.index.resolution_ms == 0)
-        {
+        for b in self.blocks.read().iter() {
             set.extend(b.postings().label_values(name));
         }
         set.into_iter().collect()

@@ -215,6 +215,7 @@ fn appends_racing_compaction_lose_nothing() {
         retention_ms: None,
         head_retention_ms: 20_000,
         rollup_step_ms: 0,
+        rollup_retention_ms: None,
         max_series_per_metric: 1_000,
     };
     let db = Arc::new(Tsdb::open(dir.path(), opts.clone()).expect("open"));

@@ -652,7 +652,9 @@ async fn serve_on(listener: tokio::net::TcpListener, args: ServeArgs, store: Sto
     let mut state = reel_control::AppState::new(store.clone(), config).await.context("cannot load control-plane state")?;
     // This node's metrics store, fed by its own metrics and the appliances'.
     let tsdb_dir = args.store.data_dir.join("tsdb");
-    let tsdb = tokio::task::spawn_blocking(move || reel_tsdb::Tsdb::open(&tsdb_dir, reel_tsdb::Options::default()))
+    // Raw samples for 15 days, then 5-minute downsampled samples for 90.
+    let tsdb_opts = reel_tsdb::Options { rollup_retention_ms: Some(90 * 24 * 3600 * 1000), ..reel_tsdb::Options::default() };
+    let tsdb = tokio::task::spawn_blocking(move || reel_tsdb::Tsdb::open(&tsdb_dir, tsdb_opts))
         .await?
         .with_context(|| format!("cannot open the metrics store in {}", args.store.data_dir.join("tsdb").display()))?;
     state.tsdb = Some(std::sync::Arc::new(tsdb));

@@ -164,7 +164,9 @@ fn load(db: &Tsdb, e: &Expr, start: i64, end: i64) -> Result<Loaded> {
     let mut loaded: Loaded = vec![Vec::new(); sels.len()];
     for s in sels {
         let window = s.range_ms.unwrap_or(LOOKBACK_MS);
-        let data = db.select(
+        // Raw samples where they exist; before the oldest raw block, the 5-minute rollups'
+        // `last` samples (downsampling, as in Thanos), under the series' own labels.
+        let data = db.select_with_rollups(
             &s.matchers,
             start.saturating_sub(s.offset_ms).saturating_sub(window),
             end.saturating_sub(s.offset_ms),
