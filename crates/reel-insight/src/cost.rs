@@ -1339,22 +1339,6 @@ mod tests {
     }
 
     #[test]
-    #[ignore]
-    fn bench_cross_sums() {
-        let cols: Vec<f64> = (0..1000)
-            .map(|i| ((i * 7919 % 101) as f64) / 10.0)
-            .collect();
-        let rows: Vec<f64> = (0..1000).map(|i| ((i * 31 % 97) as f64) / 10.0).collect();
-        let mut out = vec![0.0; 1000];
-        let t = std::time::Instant::now();
-        for _ in 0..10 {
-            cross_sums(&mut out, &cols, &rows, 0.3);
-        }
-        let dt = t.elapsed().as_secs_f64() / 1e7;
-        eprintln!("cross_sums: {:.3} ns per kernel ({})", dt * 1e9, out[7]);
-    }
-
-    #[test]
     fn rbf_incremental_matches_direct() {
         let x: Vec<f64> = (0..300)
             .map(|i| ((i * 7919 % 101) as f64) / 50.0 + if i > 150 { 3.0 } else { 0.0 })
