@@ -49,7 +49,7 @@ pub fn mpd(dir: &Path, renditions: &[DashRendition]) -> Result<String> {
         let folder = r.playlist.rsplit_once('/').map_or("", |(f, _)| f);
         let pl = read_media_playlist(&dir.join(&r.playlist))?;
         let mut timeline = String::new();
-        let mut t = 0u64;
+        let (mut t, mut elapsed_s) = (0u64, 0f64);
         let mut run: Option<(u64, u64, u64)> = None; // (start, duration, repeats)
         let flush = |timeline: &mut String, run: (u64, u64, u64)| {
             let (s, d, rpt) = run;
@@ -60,10 +60,9 @@ pub fn mpd(dir: &Path, renditions: &[DashRendition]) -> Result<String> {
             }
         };
         for (_, secs) in &pl.segments {
-            // Round the end, not the length, so rounding never drifts.
-            let end = ((t as f64 / TIMESCALE as f64 + secs) * TIMESCALE as f64).round() as u64;
-            let end = (t as f64 + secs * TIMESCALE as f64).round().max(end as f64) as u64;
-            let d = end.saturating_sub(t).max(1);
+            // Round each segment's end, not its length, so rounding never drifts.
+            elapsed_s += secs;
+            let d = ((elapsed_s * TIMESCALE as f64).round() as u64).saturating_sub(t).max(1);
             run = match run {
                 Some((s, rd, rpt)) if rd == d => Some((s, rd, rpt + 1)),
                 Some(prev) => {

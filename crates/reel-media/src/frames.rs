@@ -234,9 +234,14 @@ impl FrameReader {
         }
         let ffmpeg = crate::find_ffmpeg()?;
         let (w, h) = scale_to.unwrap_or((shape.width, shape.height));
-        let bpc = out_bpc.unwrap_or(shape.fmt.bpc).clamp(8, 16);
-        let fmt = PixFmt { chroma: Chroma::Yuv420, bpc: if bpc > 8 { bpc.max(10) } else { 8 } };
-        let fmt = PixFmt { bpc: match fmt.bpc { 8 => 8, 9 | 10 => 10, 11 | 12 => 12, _ => 16 }, ..fmt };
+        // Decoded as 4:2:0 at the nearest depth ffmpeg writes (8, 10, 12, 16).
+        let bpc = match out_bpc.unwrap_or(shape.fmt.bpc) {
+            0..=8 => 8,
+            9 | 10 => 10,
+            11 | 12 => 12,
+            _ => 16,
+        };
+        let fmt = PixFmt { chroma: Chroma::Yuv420, bpc };
         let mut cmd = Command::new(&ffmpeg);
         cmd.args(["-nostdin", "-hide_banner", "-loglevel", "error"]);
         if let Some((rw, rh, rf)) = spec.raw {

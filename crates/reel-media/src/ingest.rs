@@ -359,7 +359,7 @@ async fn scene_cuts(ffmpeg: &Path, src: &Path, threshold: f64, p: &Probe) -> Res
         .map_err(|e| MediaError::Io { path: ffmpeg.to_path_buf(), source: e })?;
     let stderr = String::from_utf8_lossy(&out.stderr);
     if !out.status.success() {
-        return Err(bad(src, format!("cannot be decoded: {}", last_line(&stderr))));
+        return Err(bad(src, format!("cannot be decoded: {}", crate::last_lines(&stderr))));
     }
     let mut cuts = Vec::new();
     for line in stderr.lines().filter(|l| l.contains("Parsed_showinfo")) {
@@ -418,7 +418,7 @@ async fn split_source(ffmpeg: &Path, src: &Path, chunks: &[(u64, u64)], work: &P
         cmd.args(["-segment_time", "999999"]);
     }
     cmd.arg(partial.join("%05d.mkv")).kill_on_drop(true);
-    run(cmd, src).await?;
+    crate::run_ffmpeg(cmd, src).await?;
     for k in 0..chunks.len() {
         if !partial.join(format!("{k:05}.mkv")).is_file() {
             return Err(bad(src, format!("is truncated or damaged: it ends before chunk {k} of {}", chunks.len())));
@@ -450,63 +450,88 @@ async fn encode_and_score(ffmpeg: &Path, work: &Path, k: usize, c: &Candidate, p
         std::fs::create_dir_all(dir).map_err(io_err(dir))?;
     }
     if !out.is_file() {
-        let tmp = out.with_extension("mp4.partial");
-        let mut cmd = Command::new(ffmpeg);
-        cmd.args(["-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-i"])
-            .arg(&src)
-            .args(["-vf", &format!("scale={}:{}:flags=bicubic", c.width, c.height)])
-            .args(["-c:v", "libx264", "-preset", preset, "-crf", &c.crf.to_string(), "-profile:v", "high", "-pix_fmt", "yuv420p"])
-            .args(["-threads", "1", "-x264-params", &format!("keyint={gop}:min-keyint={gop}:scenecut=0")])
-            .args(["-an", "-f", "mp4"])
-            .arg(&tmp)
-            .kill_on_drop(true);
-        run(cmd, &src).await?;
-        std::fs::rename(&tmp, &out).map_err(io_err(&out))?;
+        encode_x264(ffmpeg, &src, (c.width, c.height), Rate::Crf(c.crf), preset, gop, &out).await?;
     }
     let bytes = mdat_bytes(&out)?;
-    let reference = InputSpec { path: src, raw: None };
-    let distorted = InputSpec { path: out.clone(), raw: None };
-    let report = tokio::task::spawn_blocking(move || {
-        let noop = |_: u64| {};
-        let mismatch = || {};
-        quality::score(
-            &reference,
-            &distorted,
-            Scorer::new(Model::v0_6_1()).without_ssim(),
-            ScoreOptions { threads: None, on_frames: &noop, on_length_mismatch: &mismatch },
-        )
-    })
-    .await
-    .map_err(|e| bad(&out, format!("scoring failed: {e}")))??;
+    let report = vmaf_of(src, out).await?;
     let result = EncodeResult { bytes, frames: report.frames.len() as u64, vmaf: report.frames.iter().map(|f| f.vmaf).collect() };
     let path = result_path(work, c, k);
     write_atomically(&path, &serde_json::to_vec(&result).map_err(|e| bad(&path, e.to_string()))?)
 }
 
+/// How an x264 encode spends its bits.
+enum Rate {
+    /// Constant quality (the candidates).
+    Crf(u8),
+    /// A target bitrate in kb/s, peaks capped at 1.5x (the fixed ladder).
+    Abr(u32),
+}
+
+/// Encodes `input`, scaled (bicubic) to `size`, with x264 on the
+/// pipeline's keyframe grid (every `gop` frames, no scene-cut keyframes, so
+/// all renditions cut segments at the same instants), into `out` via a
+/// temporary name. One thread per encode: jobs run side by side instead.
+async fn encode_x264(ffmpeg: &Path, input: &Path, size: (u32, u32), rate: Rate, preset: &str, gop: u32, out: &Path) -> Result<()> {
+    let tmp = out.with_extension("mp4.partial");
+    let mut cmd = Command::new(ffmpeg);
+    cmd.args(["-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-i"])
+        .arg(input)
+        .args(["-vf", &format!("scale={}:{}:flags=bicubic", size.0, size.1)])
+        .args(["-c:v", "libx264", "-preset", preset, "-profile:v", "high", "-pix_fmt", "yuv420p"]);
+    match rate {
+        Rate::Crf(crf) => cmd.args(["-crf", &crf.to_string()]),
+        Rate::Abr(kbps) => cmd.args(["-b:v", &format!("{kbps}k"), "-maxrate", &format!("{}k", kbps * 3 / 2), "-bufsize", &format!("{}k", kbps * 2)]),
+    };
+    cmd.args(["-threads", "1", "-x264-params", &format!("keyint={gop}:min-keyint={gop}:scenecut=0")])
+        .args(["-an", "-f", "mp4"])
+        .arg(&tmp)
+        .kill_on_drop(true);
+    crate::run_ffmpeg(cmd, input).await?;
+    std::fs::rename(&tmp, out).map_err(io_err(out))
+}
+
+/// VMAF of an encode against its source (scaled up to it), scored on the
+/// blocking pool.
+async fn vmaf_of(reference: PathBuf, distorted: PathBuf) -> Result<reel_vmaf::Report> {
+    let label = distorted.clone();
+    tokio::task::spawn_blocking(move || {
+        let (start, frames, mismatch) = (|_: Option<u64>| {}, |_: u64| {}, || {});
+        quality::score(
+            &InputSpec { path: reference, raw: None },
+            &InputSpec { path: distorted, raw: None },
+            Scorer::new(Model::v0_6_1()).without_ssim(),
+            ScoreOptions { threads: None, on_start: &start, on_frames: &frames, on_length_mismatch: &mismatch },
+        )
+    })
+    .await
+    .map_err(|e| bad(&label, format!("scoring failed: {e}")))?
+}
+
 /// The video payload of an MP4 (the `mdat` boxes), without the container.
 fn mdat_bytes(path: &Path) -> Result<u64> {
-    let data = std::fs::read(path).map_err(io_err(path))?;
-    let mut at = 0usize;
-    let mut total = 0u64;
-    while at + 8 <= data.len() {
-        let size32 = u32::from_be_bytes([data[at], data[at + 1], data[at + 2], data[at + 3]]) as u64;
-        let kind = &data[at + 4..at + 8];
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(path).map_err(io_err(path))?;
+    let len = f.metadata().map_err(io_err(path))?.len();
+    let (mut at, mut total) = (0u64, 0u64);
+    // Walk the top-level boxes by their headers; the payloads are skipped.
+    while at + 8 <= len {
+        let mut head = [0u8; 16];
+        f.seek(SeekFrom::Start(at)).map_err(io_err(path))?;
+        let n = if at + 16 <= len { 16 } else { 8 };
+        f.read_exact(&mut head[..n]).map_err(io_err(path))?;
+        let size32 = u64::from(u32::from_be_bytes([head[0], head[1], head[2], head[3]]));
         let (size, header) = match size32 {
-            1 if at + 16 <= data.len() => {
-                let mut b = [0u8; 8];
-                b.copy_from_slice(&data[at + 8..at + 16]);
-                (u64::from_be_bytes(b), 16)
-            }
-            0 => ((data.len() - at) as u64, 8),
+            1 if n == 16 => (u64::from_be_bytes([head[8], head[9], head[10], head[11], head[12], head[13], head[14], head[15]]), 16),
+            0 => (len - at, 8),
             s => (s, 8),
         };
-        if size < header as u64 {
+        if size < header {
             break;
         }
-        if kind == b"mdat" {
-            total += size - header as u64;
+        if &head[4..8] == b"mdat" {
+            total += size - header;
         }
-        at = at.saturating_add(size as usize);
+        at = at.saturating_add(size);
     }
     if total == 0 {
         return Err(bad(path, "encode has no media data"));
@@ -574,7 +599,7 @@ async fn package(ffmpeg: &Path, opts: &IngestOptions, plan: &Plan, rungs: &[Rung
         .args(["-hls_segment_filename", "%v/seg_%03d.m4s", "-var_stream_map", &map.join(" ")])
         .arg("%v/index.m3u8")
         .kill_on_drop(true);
-    run(cmd, &plan.source).await?;
+    crate::run_ffmpeg(cmd, &plan.source).await?;
     let steps: Vec<(String, u32, u32)> = rungs.iter().map(|r| (r.name.clone(), r.point.width, r.point.height)).collect();
     let renditions = describe_renditions(&pkg, &steps)?;
     let mpd = crate::dash::mpd_for_package(&pkg, &renditions)?;
@@ -634,7 +659,7 @@ pub async fn fixed_ladder(work: &Path, progress: Arc<dyn IngestProgress>) -> Res
             .args(["-c", "copy"])
             .arg(&tmp)
             .kill_on_drop(true);
-        run(cmd, &list).await?;
+        crate::run_ffmpeg(cmd, &list).await?;
         std::fs::rename(&tmp, &reference).map_err(io_err(&reference))?;
     }
     progress.stage("encoding and scoring the fixed ladder", rungs.len() as u64);
@@ -651,27 +676,9 @@ pub async fn fixed_ladder(work: &Path, progress: Arc<dyn IngestProgress>) -> Res
                 point
             } else {
                 let out = dir.join(format!("{w}x{h}-{kbps}k.mp4"));
-                let tmp = out.with_extension("mp4.partial");
-                let mut cmd = Command::new(&ffmpeg);
-                cmd.args(["-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-i"])
-                    .arg(&reference)
-                    .args(["-vf", &format!("scale={w}:{h}:flags=bicubic")])
-                    .args(["-c:v", "libx264", "-preset", &preset, "-profile:v", "high", "-pix_fmt", "yuv420p"])
-                    .args(["-b:v", &format!("{kbps}k"), "-maxrate", &format!("{}k", kbps * 3 / 2), "-bufsize", &format!("{}k", kbps * 2)])
-                    .args(["-threads", "1", "-x264-params", &format!("keyint={gop}:min-keyint={gop}:scenecut=0")])
-                    .args(["-an", "-f", "mp4"])
-                    .arg(&tmp)
-                    .kill_on_drop(true);
-                run(cmd, &reference).await?;
-                std::fs::rename(&tmp, &out).map_err(io_err(&out))?;
+                encode_x264(&ffmpeg, &reference, (w, h), Rate::Abr(kbps), &preset, gop, &out).await?;
                 let bytes = mdat_bytes(&out)?;
-                let (r, d) = (InputSpec { path: reference.clone(), raw: None }, InputSpec { path: out.clone(), raw: None });
-                let report = tokio::task::spawn_blocking(move || {
-                    let (noop, mismatch) = (|_: u64| {}, || {});
-                    quality::score(&r, &d, Scorer::new(Model::v0_6_1()).without_ssim(), ScoreOptions { threads: None, on_frames: &noop, on_length_mismatch: &mismatch })
-                })
-                .await
-                .map_err(|e| bad(&out, format!("scoring failed: {e}")))??;
+                let report = vmaf_of(reference.clone(), out).await?;
                 let secs = report.frames.len() as f64 / fps;
                 let point = RatePoint { width: w, height: h, crf: 0, kbps: bytes as f64 * 8.0 / secs / 1000.0, vmaf: report.pooled.mean };
                 write_atomically(&result, &serde_json::to_vec(&point).map_err(|e| bad(&result, e.to_string()))?)?;
@@ -687,22 +694,6 @@ pub async fn fixed_ladder(work: &Path, progress: Arc<dyn IngestProgress>) -> Res
         points[i] = Some(point);
     }
     Ok(points.into_iter().flatten().collect())
-}
-
-async fn run(mut cmd: Command, input: &Path) -> Result<()> {
-    let out = cmd.output().await.map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => MediaError::FfmpegMissing,
-        _ => MediaError::Io { path: input.to_path_buf(), source: e },
-    })?;
-    if !out.status.success() {
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        return Err(MediaError::Ffmpeg { status: out.status.to_string(), stderr: last_line(&stderr) });
-    }
-    Ok(())
-}
-
-fn last_line(s: &str) -> String {
-    s.lines().rev().filter(|l| !l.trim().is_empty()).take(2).collect::<Vec<_>>().join(" | ")
 }
 
 fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {

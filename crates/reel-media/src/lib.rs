@@ -80,3 +80,22 @@ pub fn find_ffmpeg() -> Result<PathBuf> {
         .find(|p| p.is_file())
         .ok_or(MediaError::FfmpegMissing)
 }
+
+/// Runs an ffmpeg command to completion; a failure carries ffmpeg's last
+/// words, and a missing binary says how to install it.
+pub(crate) async fn run_ffmpeg(mut cmd: tokio::process::Command, input: &std::path::Path) -> Result<()> {
+    let out = cmd.output().await.map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => MediaError::FfmpegMissing,
+        _ => MediaError::Io { path: input.to_path_buf(), source: e },
+    })?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        return Err(MediaError::Ffmpeg { status: out.status.to_string(), stderr: last_lines(&stderr) });
+    }
+    Ok(())
+}
+
+/// The last two non-empty lines of a tool's output, for one-line errors.
+pub(crate) fn last_lines(s: &str) -> String {
+    s.lines().rev().filter(|l| !l.trim().is_empty()).take(2).collect::<Vec<_>>().join(" | ")
+}

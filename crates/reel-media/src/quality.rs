@@ -9,6 +9,9 @@ use reel_vmaf::{Plane, Report, Scorer};
 pub struct ScoreOptions<'a> {
     /// Worker threads; `None` uses rayon's global pool (all cores).
     pub threads: Option<usize>,
+    /// Called once the inputs are open, with the reference's frame count
+    /// when it is known (for a progress bar).
+    pub on_start: &'a (dyn Fn(Option<u64>) + Sync),
     /// Called with the number of frames each batch added.
     pub on_frames: &'a (dyn Fn(u64) + Sync),
     /// Called once if the two inputs differ in length (the shared frames
@@ -22,6 +25,7 @@ pub fn score(reference: &InputSpec, distorted: &InputSpec, scorer: Scorer, opts:
     let mut r = FrameReader::open(reference, None, None)?;
     let rs = r.shape();
     let mut d = FrameReader::open(distorted, Some((rs.width, rs.height)), Some(rs.fmt.bpc))?;
+    (opts.on_start)(rs.frames);
     let pool = match opts.threads {
         Some(n) => Some(
             rayon::ThreadPoolBuilder::new()

@@ -1,7 +1,7 @@
 //! Generated test sources packaged as HLS: the demo catalog's video, made
 //! offline on first start from ffmpeg's lavfi test patterns.
 
-use crate::{describe_package, io_err, LadderStep, MediaError, PackagedRendition, Result, SEGMENT_SECONDS};
+use crate::{describe_package, io_err, LadderStep, PackagedRendition, Result, SEGMENT_SECONDS};
 use std::path::{Path, PathBuf};
 use tokio::process::Command;
 
@@ -139,18 +139,7 @@ async fn run_ffmpeg(ffmpeg: &Path, src: &TestSource, ladder: &[LadderStep], dir:
         .args(["-hls_segment_filename", "%v/seg_%03d.m4s", "-var_stream_map", &map.join(" ")])
         .arg("%v/index.m3u8")
         .kill_on_drop(true);
-    let out = cmd.output().await.map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => MediaError::FfmpegMissing,
-        _ => MediaError::Io { path: ffmpeg.to_path_buf(), source: e },
-    })?;
-    if !out.status.success() {
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        return Err(MediaError::Ffmpeg {
-            status: out.status.to_string(),
-            stderr: stderr.lines().rev().take(3).collect::<Vec<_>>().join(" | "),
-        });
-    }
-    Ok(())
+    crate::run_ffmpeg(cmd, ffmpeg).await
 }
 
 /// Removes `dir` if present and creates it empty.

@@ -64,6 +64,11 @@ impl Labels {
         self.0.is_empty()
     }
 
+    /// This set with `name` set to `value` (an empty value removes it).
+    pub fn with(&self, name: &str, value: &str) -> Labels {
+        Labels::new(self.iter().chain([(name, value)]))
+    }
+
     /// Keeps only the labels for which `keep` returns true.
     pub fn filtered(&self, mut keep: impl FnMut(&str) -> bool) -> Labels {
         Labels(self.0.iter().filter(|(k, _)| keep(k)).cloned().collect())

@@ -55,57 +55,20 @@ pub fn adm(reference: &Plane, distorted: &Plane) -> AdmScore {
     let bpc = u32::from(reference.bpc);
     let (rd, dd) = (&reference.data[..n], &distorted.data[..n]);
     #[cfg(target_arch = "x86_64")]
-    match simd_level() {
-        Simd::Avx512 => {
+    match crate::isa::isa() {
+        crate::isa::Isa::Avx512 => {
             #[allow(unsafe_code)]
-            // SAFETY: `simd_level` found AVX-512 F/BW/VL/DQ/CD, AVX2, FMA and BMI2.
+            // SAFETY: `isa()` found AVX-512 F/BW/VL/DQ/CD, AVX2, FMA and BMI2 (and more).
             return unsafe { score_avx512(rd, dd, w, h, bpc) };
         }
-        Simd::Avx2 => {
+        crate::isa::Isa::Avx2 => {
             #[allow(unsafe_code)]
-            // SAFETY: `simd_level` found AVX2, FMA and BMI2 on this CPU.
+            // SAFETY: `isa()` found AVX2, FMA and BMI2 (and more) on this CPU.
             return unsafe { score_avx2(rd, dd, w, h, bpc) };
         }
-        Simd::None => {}
+        crate::isa::Isa::Base => {}
     }
     score(rd, dd, w, h, bpc)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Simd {
-    None,
-    Avx2,
-    Avx512,
-}
-
-/// The widest instruction set the kernels have a build for (checked once).
-/// A non-empty `REEL_VMAF_NO_AVX512` caps it at AVX2 and a non-empty
-/// `REEL_VMAF_NO_SIMD` selects the portable build (for tests and benches).
-#[cfg(target_arch = "x86_64")]
-fn simd_level() -> Simd {
-    use std::arch::is_x86_feature_detected as has;
-    static LEVEL: std::sync::OnceLock<Simd> = std::sync::OnceLock::new();
-    let set = |name: &str| std::env::var_os(name).is_some_and(|v| !v.is_empty());
-    *LEVEL.get_or_init(|| {
-        if set("REEL_VMAF_NO_SIMD") {
-            return Simd::None;
-        }
-        let avx2 = has!("avx2") && has!("fma") && has!("bmi2");
-        let avx512 = avx2
-            && has!("avx512f")
-            && has!("avx512bw")
-            && has!("avx512vl")
-            && has!("avx512dq")
-            && has!("avx512cd");
-        if avx512 && !set("REEL_VMAF_NO_AVX512") {
-            Simd::Avx512
-        } else if avx2 {
-            Simd::Avx2
-        } else {
-            Simd::None
-        }
-    })
 }
 
 /// [`score`] compiled for AVX-512 (the same code, inlined here).

@@ -22,6 +22,7 @@
 //! ```
 
 mod adm;
+mod isa;
 mod model;
 mod motion;
 mod psnr;

@@ -87,14 +87,17 @@ const V061: &str = include_str!("../model/vmaf_v0.6.1.json");
 const V061_4K: &str = include_str!("../model/vmaf_4k_v0.6.1.json");
 
 impl Model {
-    /// The default model, `vmaf_v0.6.1` (for 1080p viewing at 3H).
+    /// The default model, `vmaf_v0.6.1` (for 1080p viewing at 3H). Parsed
+    /// once per process; every call after the first is a copy.
     pub fn v0_6_1() -> Model {
-        Model::from_json("vmaf_v0.6.1", V061).expect("the embedded model parses")
+        static MODEL: std::sync::OnceLock<Model> = std::sync::OnceLock::new();
+        MODEL.get_or_init(|| Model::from_json("vmaf_v0.6.1", V061).expect("the embedded model parses")).clone()
     }
 
     /// `vmaf_4k_v0.6.1`, for 4K viewing at 1.5H.
     pub fn v0_6_1_4k() -> Model {
-        Model::from_json("vmaf_4k_v0.6.1", V061_4K).expect("the embedded model parses")
+        static MODEL: std::sync::OnceLock<Model> = std::sync::OnceLock::new();
+        MODEL.get_or_init(|| Model::from_json("vmaf_4k_v0.6.1", V061_4K).expect("the embedded model parses")).clone()
     }
 
     /// A built-in model by name (`vmaf_v0.6.1`, `vmaf_4k_v0.6.1`).

@@ -142,18 +142,18 @@ fn motion_sad_raw(a: &[u16], b: &[u16], w: usize, h: usize) -> u64 {
     let bpc = u32::from(a[n].clamp(1, 16));
     let (a, b) = (&a[..n], &b[..n]);
     #[cfg(target_arch = "x86_64")]
-    match crate::vif::isa() {
-        crate::vif::Isa::Avx512 => {
+    match crate::isa::isa() {
+        crate::isa::Isa::Avx512 => {
             #[allow(unsafe_code)]
             // SAFETY: isa() checked that the CPU has every feature motion_sad_avx512 enables.
             return unsafe { motion_sad_avx512(a, b, w, h, bpc) };
         }
-        crate::vif::Isa::Avx2 => {
+        crate::isa::Isa::Avx2 => {
             #[allow(unsafe_code)]
             // SAFETY: isa() checked that the CPU has every feature motion_sad_avx2 enables.
             return unsafe { motion_sad_avx2(a, b, w, h, bpc) };
         }
-        crate::vif::Isa::Base => {}
+        crate::isa::Isa::Base => {}
     }
     motion_sad_impl(a, b, w, h, bpc)
 }

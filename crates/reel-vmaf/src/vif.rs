@@ -9,6 +9,7 @@
 //! edge sample. 8-bit input is the `bpc = 8` case of the same arithmetic.
 use std::sync::OnceLock;
 
+use crate::isa::{isa, Isa};
 use crate::Plane;
 
 #[cfg(target_arch = "x86_64")]
@@ -636,60 +637,6 @@ fn vif_avx512(rf: &[u16], ds: &[u16], w: usize, h: usize, bpc: u32) -> VifScore 
 #[target_feature(enable = "avx2,fma,bmi1,bmi2,lzcnt,popcnt")]
 fn vif_avx2(rf: &[u16], ds: &[u16], w: usize, h: usize, bpc: u32) -> VifScore {
     vif_impl::<8, 1>(rf, ds, w, h, bpc)
-}
-
-/// Which kernels this CPU can run, decided once.
-#[cfg(target_arch = "x86_64")]
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Isa {
-    Avx512,
-    Avx2,
-    Base,
-}
-
-#[cfg(target_arch = "x86_64")]
-pub(crate) fn isa() -> Isa {
-    static ISA: OnceLock<Isa> = OnceLock::new();
-    *ISA.get_or_init(|| {
-        // REEL_VMAF_ISA=base|avx2 caps the kernels (for testing every path),
-        // as do a non-empty REEL_VMAF_NO_SIMD / REEL_VMAF_NO_AVX512 (the
-        // switches ADM reads too).
-        let set = |v: &str| std::env::var_os(v).is_some_and(|x| !x.is_empty());
-        let cap = if set("REEL_VMAF_NO_SIMD") {
-            "base".to_string()
-        } else if set("REEL_VMAF_NO_AVX512") {
-            "avx2".to_string()
-        } else {
-            std::env::var("REEL_VMAF_ISA").unwrap_or_default()
-        };
-        if cap == "base" {
-            Isa::Base
-        } else if cap != "avx2"
-            && is_x86_feature_detected!("avx512f")
-            && is_x86_feature_detected!("avx512bw")
-            && is_x86_feature_detected!("avx512vl")
-            && is_x86_feature_detected!("avx512dq")
-            && is_x86_feature_detected!("avx512cd")
-            && is_x86_feature_detected!("avx2")
-            && is_x86_feature_detected!("fma")
-            && is_x86_feature_detected!("bmi1")
-            && is_x86_feature_detected!("bmi2")
-            && is_x86_feature_detected!("lzcnt")
-            && is_x86_feature_detected!("popcnt")
-        {
-            Isa::Avx512
-        } else if is_x86_feature_detected!("avx2")
-            && is_x86_feature_detected!("fma")
-            && is_x86_feature_detected!("bmi1")
-            && is_x86_feature_detected!("bmi2")
-            && is_x86_feature_detected!("lzcnt")
-            && is_x86_feature_detected!("popcnt")
-        {
-            Isa::Avx2
-        } else {
-            Isa::Base
-        }
-    })
 }
 
 /// VIF of `distorted` against `reference` at libvmaf's four scales.

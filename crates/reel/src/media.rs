@@ -245,15 +245,15 @@ pub fn score_files(
     threads: Option<usize>,
     progress: bool,
 ) -> Result<Report> {
-    let total = reel_media::frames::probe_shape(reference).ok().and_then(|s| s.frames).unwrap_or(0);
-    let bar = if progress { frames_bar(total, "scoring") } else { ProgressBar::hidden() };
+    let bar = if progress { frames_bar(0, "scoring") } else { ProgressBar::hidden() };
+    let on_start = |total: Option<u64>| bar.set_length(total.unwrap_or(0));
     let on_frames = |n: u64| bar.inc(n);
     let on_mismatch = || eprintln!("reel: the two videos differ in length; scoring the frames they share");
     let report = reel_media::quality::score(
         reference,
         distorted,
         scorer,
-        reel_media::quality::ScoreOptions { threads, on_frames: &on_frames, on_length_mismatch: &on_mismatch },
+        reel_media::quality::ScoreOptions { threads, on_start: &on_start, on_frames: &on_frames, on_length_mismatch: &on_mismatch },
     );
     bar.finish_and_clear();
     Ok(report?)

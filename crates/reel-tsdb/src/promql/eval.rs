@@ -785,12 +785,7 @@ fn aggregate_general(
         let mut counts: BTreeMap<Labels, f64> = BTreeMap::new();
         for (l, x) in v {
             let value = format_value(x);
-            let key = Labels::new(
-                l.iter()
-                    .filter(|(k, _)| *k != name)
-                    .chain([(name, value.as_str())])
-                    .filter(|(k, _)| in_group(k, Some(&g2))),
-            );
+            let key = l.with(name, &value).filtered(|k| in_group(k, Some(&g2)));
             *counts.entry(key).or_default() += 1.0;
         }
         return Ok(counts.into_iter().map(|(l, c)| (Arc::new(l), c)).collect());
@@ -1191,12 +1186,7 @@ fn call(func: Func, args: &[Expr], t: i64, cx: &Cx) -> Result<Value> {
                     continue;
                 }
                 let value = caps.interpolate_string(hay, repl);
-                let nl = Labels::new(
-                    l.iter()
-                        .filter(|(k, _)| *k != dst)
-                        .chain([(dst, value.as_str())]),
-                );
-                out.push((Arc::new(nl), x));
+                out.push((Arc::new(l.with(dst, &value)), x));
             }
             check_unique(&out)?;
             return Ok(Value::Vector(out));
@@ -1214,12 +1204,7 @@ fn call(func: Func, args: &[Expr], t: i64, cx: &Cx) -> Result<Value> {
                     .map(|s| l.get(s).unwrap_or(""))
                     .collect::<Vec<_>>()
                     .join(sep);
-                let nl = Labels::new(
-                    l.iter()
-                        .filter(|(k, _)| *k != dst)
-                        .chain([(dst, value.as_str())]),
-                );
-                out.push((Arc::new(nl), x));
+                out.push((Arc::new(l.with(dst, &value)), x));
             }
             check_unique(&out)?;
             return Ok(Value::Vector(out));
