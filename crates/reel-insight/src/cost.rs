@@ -55,8 +55,9 @@ impl CostKind {
 pub(crate) trait SegmentCost: Sync {
     fn error(&self, start: usize, end: usize) -> f64;
 
-    /// Called by PELT before it asks for `error(t, end)` for every `t >= lo`.
-    fn advance_to(&mut self, _end: usize, _lo: usize) {}
+    /// Called by PELT before it asks for `error(t, end)` for starts `t >= lo`
+    /// that are multiples of `stride` (PELT's `jump`).
+    fn advance_to(&mut self, _end: usize, _lo: usize, _stride: usize) {}
 
     /// Whether PELT should ask for its starts' errors in one [`Self::errors`]
     /// call (worth it when `error` is a division away from stored sums:
@@ -68,6 +69,16 @@ pub(crate) trait SegmentCost: Sync {
     fn errors(&self, starts: &[usize], end: usize, out: &mut Vec<f64>) {
         out.clear();
         out.extend(starts.iter().map(|&t| self.error(t, end)));
+    }
+
+    /// `out[i] = total[starts[i]] + (error(starts[i], end) + pen)`, PELT's
+    /// candidate totals, in that order of operations.
+    #[inline(always)]
+    fn totals(&self, starts: &[usize], end: usize, total: &[f64], pen: f64, out: &mut Vec<f64>) {
+        self.errors(starts, end, out);
+        for (v, &t) in out.iter_mut().zip(starts) {
+            *v = total[t] + (*v + pen);
+        }
     }
 
     /// For BinSeg: `(whole, left, right)` with `left[i] = error(start, start + i)`
@@ -177,10 +188,13 @@ fn median_in_place(v: &mut [f64]) -> f64 {
 pub(crate) struct Rbf<'a> {
     x: &'a [f64],
     gamma: f64,
-    /// `block[t]` = Σ K over `[t, end)²` for `t` in `lo..=end`.
+    /// `block[t]` = Σ K over `[t, end)²` for the multiples `t` of `stride`
+    /// in `lo..mid` and every `t` in `mid..=end` (the newest step).
     block: Vec<f64>,
     lo: usize,
+    mid: usize,
     end: usize,
+    stride: usize,
     scratch: Vec<f64>,
     /// For BinSeg on short signals: `tri[e(e+1)/2 + s]` = Σ K over
     /// `[0, s) × [0, e)`, s ≤ e (the lower half of the Gram integral image;
@@ -194,7 +208,7 @@ const RBF_DENSE_MAX: usize = 8000;
 
 /// A step of at most this many new samples evaluates its own square block
 /// as one flat list of pairs.
-const SMALL_BLOCK: usize = 8;
+pub(crate) const SMALL_BLOCK: usize = 8;
 const SMALL_PAIRS: usize = SMALL_BLOCK * (SMALL_BLOCK - 1) / 2;
 
 /// Below this many kernel evaluations a step runs on one thread.
@@ -207,7 +221,9 @@ impl<'a> Rbf<'a> {
             gamma,
             block: vec![0.0; x.len() + 1],
             lo: 0,
+            mid: 0,
             end: 0,
+            stride: 1,
             scratch: Vec::new(),
             tri: None,
         }
@@ -259,6 +275,27 @@ impl<'a> Rbf<'a> {
         len - sum / len
     }
 
+    /// Whether `block` holds the sums for all of PELT's (ascending) `starts`.
+    #[inline(always)]
+    fn swept_all(&self, starts: &[usize], end: usize) -> bool {
+        let swept = self.tri.is_none()
+            && end == self.end
+            && starts.first().is_none_or(|&t| t >= self.lo)
+            && starts.last().is_none_or(|&t| t <= end)
+            // PELT's starts are multiples of its jump, which is the stride
+            // it swept with (a division per start would cost more than
+            // the rest of the loop).
+            && starts.first().is_none_or(|&t| t.is_multiple_of(self.stride));
+        debug_assert!(!swept || starts.iter().all(|&t| self.swept(t, end)));
+        swept
+    }
+
+    /// Whether `block[start]` holds the sum over `[start, end)²`.
+    #[inline]
+    fn swept(&self, start: usize, end: usize) -> bool {
+        end == self.end && start >= self.lo && (start >= self.mid || start.is_multiple_of(self.stride))
+    }
+
     #[inline]
     fn k(&self, i: usize, j: usize) -> f64 {
         k_off(self.x[i], self.x[j], self.gamma)
@@ -281,6 +318,7 @@ impl<'a> Rbf<'a> {
 /// `block[j] += 2 Σ_{o ≥ j} s[o] + corner` (`s` is clobbered). The running
 /// sum is one chain of dependent adds; four chains over four quarters, then
 /// each quarter's offset, keep the adder busy.
+#[inline(always)]
 fn add_suffix_sums(block: &mut [f64], s: &mut [f64], corner: f64) {
     const K: usize = 4;
     let w = s.len();
@@ -323,6 +361,61 @@ fn add_suffix_sums(block: &mut [f64], s: &mut [f64], corner: f64) {
     }
 }
 
+crate::simd::dispatch! {
+avx512 = crate::simd::avx512::block_row_sums;
+/// `rows[j] = Σ_{q > j} K(blk[j], blk[q])` for a block of at most
+/// [`SMALL_BLOCK`] samples: all pairs in one short vectorisable loop, then
+/// each row's sum.
+fn block_row_sums(blk: &[f64], gamma: f64, rows: &mut [f64; SMALL_BLOCK]) {
+    let w = blk.len().min(SMALL_BLOCK);
+    let (mut a, mut b) = ([0.0f64; SMALL_PAIRS], [0.0f64; SMALL_PAIRS]);
+    let mut p = 0;
+    for j in 0..w {
+        for q in (j + 1)..w {
+            (a[p], b[p]) = (blk[j], blk[q]);
+            p += 1;
+        }
+    }
+    let mut k = [0.0f64; SMALL_PAIRS];
+    for ((k, &a), &b) in k[..p].iter_mut().zip(&a[..p]).zip(&b[..p]) {
+        *k = k_off(a, b, gamma);
+    }
+    let mut p = 0;
+    for (j, row) in rows[..w].iter_mut().enumerate() {
+        let len = w - j - 1;
+        *row = k[p..p + len].iter().sum();
+        p += len;
+    }
+}
+}
+
+/// [`add_suffix_sums`] at the multiples of `stride` only (`block` and `s`
+/// start at position `base`): the sums between them are summed as groups,
+/// so the dependent chain is `stride` times shorter.
+#[inline(always)]
+fn add_strided_suffix_sums(block: &mut [f64], base: usize, s: &[f64], corner: f64, stride: usize) {
+    let w = s.len();
+    let first = (stride - base % stride) % stride;
+    if first >= w {
+        return;
+    }
+    let mut acc = 0.0;
+    let mut hi = w;
+    let last = first + (w - 1 - first) / stride * stride;
+    let mut off = last;
+    loop {
+        acc += s[off..hi].iter().sum::<f64>();
+        block[off] += 2.0 * acc + corner;
+        if off == first {
+            break;
+        }
+        hi = off;
+        off -= stride;
+    }
+}
+
+crate::simd::dispatch! {
+avx512 = crate::simd::avx512::cross_sums;
 /// `out[j] = Σ_i K(rows[i], cols[j])` (`rows` non-empty), one row at a
 /// time so the loop over columns vectorises.
 fn cross_sums(out: &mut [f64], cols: &[f64], rows: &[f64], gamma: f64) {
@@ -356,7 +449,10 @@ fn cross_sums(out: &mut [f64], cols: &[f64], rows: &[f64], gamma: f64) {
         }
     }
 }
+}
 
+crate::simd::dispatch! {
+avx512 = crate::simd::avx512::row_into;
 /// `out[j] += K(xi, cols[j])` for every j; returns Σ_j K(xi, cols[j]).
 /// Like [`cross_sums`], with the row's total kept in four lanes so that
 /// sum vectorises too.
@@ -392,6 +488,7 @@ fn row_into(out: &mut [f64], cols: &[f64], xi: f64, gamma: f64) -> f64 {
         }
     }
     (acc[0] + acc[1]) + (acc[2] + acc[3])
+}
 }
 
 /// Off-diagonal kernel value, clipped as ruptures clips it:
@@ -494,7 +591,7 @@ impl SegmentCost for Rbf<'_> {
             return Self::dense_error(tri, start, end);
         }
         let len = (end - start) as f64;
-        let sum = if end == self.end && start >= self.lo {
+        let sum = if self.swept(start, end) {
             self.block[start]
         } else {
             self.block_sum(start, end)
@@ -502,13 +599,10 @@ impl SegmentCost for Rbf<'_> {
         len - sum / len
     }
 
+    #[inline(always)]
     fn errors(&self, starts: &[usize], end: usize, out: &mut Vec<f64>) {
         out.clear();
-        let swept = self.tri.is_none()
-            && end == self.end
-            && starts.first().is_none_or(|&t| t >= self.lo)
-            && starts.last().is_none_or(|&t| t <= end);
-        if !swept {
+        if !self.swept_all(starts, end) {
             out.extend(starts.iter().map(|&t| self.error(t, end)));
             return;
         }
@@ -520,47 +614,50 @@ impl SegmentCost for Rbf<'_> {
         }));
     }
 
-    fn advance_to(&mut self, new_end: usize, lo: usize) {
+    #[inline(always)]
+    fn totals(&self, starts: &[usize], end: usize, total: &[f64], pen: f64, out: &mut Vec<f64>) {
+        if !self.swept_all(starts, end) {
+            self.errors(starts, end, out);
+            for (v, &t) in out.iter_mut().zip(starts) {
+                *v = total[t] + (*v + pen);
+            }
+            return;
+        }
+        out.clear();
+        let e = end as f64;
+        out.extend(starts.iter().map(|&t| {
+            let len = e - t as f64;
+            total[t] + ((len - self.block[t] / len) + pen)
+        }));
+    }
+
+    #[inline(always)]
+    fn advance_to(&mut self, new_end: usize, lo: usize, stride: usize) {
         let old_end = self.end;
-        if new_end <= old_end || lo < self.lo {
-            if new_end != old_end || lo < self.lo {
+        let stride = stride.max(1);
+        if new_end <= old_end || lo < self.lo || stride != self.stride {
+            if new_end != old_end || lo < self.lo || stride != self.stride {
                 // Not the forward sweep PELT does; start the sweep afresh.
                 self.lo = lo;
+                self.mid = lo;
                 self.end = lo;
+                self.stride = stride;
                 self.block[lo] = 0.0;
-                self.advance_to(new_end, lo);
+                self.advance_to(new_end, lo, stride);
             }
             return;
         }
         let lo = lo.min(old_end);
         self.lo = lo;
+        self.mid = old_end;
         let (x, gamma) = (self.x, self.gamma);
         // New square block [old_end, new_end)², from its bottom-right corner.
         self.block[new_end] = 0.0;
         let w = new_end - old_end;
         if w <= SMALL_BLOCK {
-            // PELT's step (`jump` samples): all pairs q > j of the block in
-            // one short vectorisable loop, then the rows' sums.
-            let blk = &x[old_end..new_end];
-            let (mut a, mut b) = ([0.0f64; SMALL_PAIRS], [0.0f64; SMALL_PAIRS]);
-            let mut p = 0;
-            for j in 0..w {
-                for q in (j + 1)..w {
-                    (a[p], b[p]) = (blk[j], blk[q]);
-                    p += 1;
-                }
-            }
-            let mut k = [0.0f64; SMALL_PAIRS];
-            for ((k, &a), &b) in k[..p].iter_mut().zip(&a[..p]).zip(&b[..p]) {
-                *k = k_off(a, b, gamma);
-            }
-            let mut p = 0;
+            // PELT's step (`jump` samples).
             let mut rows = [0.0f64; SMALL_BLOCK];
-            for (j, row) in rows[..w].iter_mut().enumerate() {
-                let len = w - j - 1;
-                *row = k[p..p + len].iter().sum();
-                p += len;
-            }
+            block_row_sums(&x[old_end..new_end], gamma, &mut rows);
             for j in (0..w).rev() {
                 let g = old_end + j;
                 self.block[g] = self.block[g + 1] + 1.0 + 2.0 * rows[j];
@@ -586,7 +683,11 @@ impl SegmentCost for Rbf<'_> {
         } else {
             cross_sums(&mut self.scratch, cols, rows, gamma);
         }
-        add_suffix_sums(&mut self.block[lo..old_end], &mut self.scratch, corner);
+        if stride == 1 {
+            add_suffix_sums(&mut self.block[lo..old_end], &mut self.scratch, corner);
+        } else {
+            add_strided_suffix_sums(&mut self.block[lo..old_end], lo, &self.scratch, corner, stride);
+        }
         self.end = new_end;
     }
 
@@ -1203,6 +1304,39 @@ mod tests {
         assert!(worst < 3e-16, "worst relative error {worst:e}");
     }
 
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn avx512_exp_is_within_an_ulp_or_two() {
+        if !std::arch::is_x86_feature_detected!("avx512f") {
+            return;
+        }
+        let mut worst = 0.0f64;
+        let mut z = [0.0f64; 8];
+        let mut fill = 0;
+        let mut check = |z: &[f64; 8]| {
+            #[allow(unsafe_code)]
+            // SAFETY: avx512f was detected above.
+            let got = unsafe { crate::simd::avx512::exp_neg_clipped(z) };
+            for (&z, &got) in z.iter().zip(&got) {
+                let want = (-z).exp();
+                worst = worst.max(((got - want) / want).abs());
+            }
+        };
+        let mut v = 1e-2f64;
+        while v <= 1e2 {
+            z[fill] = v;
+            fill += 1;
+            if fill == 8 {
+                check(&z);
+                fill = 0;
+            }
+            v += 7.3e-5;
+        }
+        check(&[1e-2, 1e2, std::f64::consts::LN_2, 0.5 * std::f64::consts::LN_2, 99.999, 0.0433, 0.0217, 50.0]);
+        eprintln!("avx512 exp: worst relative error {worst:e} vs libm");
+        assert!(worst < 3e-16, "worst relative error {worst:e}");
+    }
+
     #[test]
     fn pair_diff_order_stats_match_bisection() {
         let mut state = 12345u64;
@@ -1302,7 +1436,7 @@ mod tests {
             (1720, 3),
             (2600, 1500),
         ] {
-            inc.advance_to(end, lo);
+            inc.advance_to(end, lo, 1);
             for t in [lo, lo + 1, lo + 2, (lo + end) / 2, end - 3, end - 1] {
                 let a = inc.error(t, end);
                 let b = direct.block_sum(t, end);
@@ -1317,6 +1451,39 @@ mod tests {
             inc.errors(&starts, end, &mut batch);
             for (&t, &e) in starts.iter().zip(&batch) {
                 assert_eq!(e.to_bits(), inc.error(t, end).to_bits());
+            }
+        }
+    }
+
+    #[test]
+    fn rbf_strided_sweep_matches_direct() {
+        // PELT's sweep with jump 5: only multiples of 5 (and the newest
+        // step) are kept, through narrow and wide steps and moving `lo`.
+        let x: Vec<f64> = (0..1400)
+            .map(|i| ((i * 7919 % 1013) as f64) / 300.0 + ((i / 300) % 3) as f64 * 2.5)
+            .collect();
+        let g = rbf_median_gamma(&x);
+        let mut inc = Rbf::new(&x, g);
+        let direct = Rbf::new(&x, g);
+        let mut steps: Vec<(usize, usize)> = (1..=60).map(|k| (5 * k, 5 * (k / 7))).collect();
+        steps.extend([(700, 100), (705, 100), (1397, 350), (1400, 350)]);
+        for (end, lo) in steps {
+            inc.advance_to(end, lo, 5);
+            let mut starts: Vec<usize> = (lo..end).step_by(5).collect();
+            starts.extend([end - 2, end - 1]);
+            for &t in &starts {
+                let a = inc.error(t, end);
+                let b = direct.block_sum(t, end);
+                let b = (end - t) as f64 - b / (end - t) as f64;
+                assert!((a - b).abs() < 1e-9 * (1.0 + b.abs()), "{t}..{end}: {a} vs {b}");
+            }
+            // A start the sweep does not keep falls back to the direct sum.
+            if end > lo + 12 && (lo + 6) < inc.mid {
+                let t = lo + 6;
+                let b = direct.block_sum(t, end);
+                let b = (end - t) as f64 - b / (end - t) as f64;
+                let a = inc.error(t, end);
+                assert!((a - b).abs() < 1e-9 * (1.0 + b.abs()), "off-stride {t}..{end}");
             }
         }
     }
@@ -1347,7 +1514,7 @@ mod tests {
         let mut inc = Rbf::new(&x, g);
         let direct = Rbf::new(&x, g);
         for end in [5usize, 10, 40, 45, 200, 300] {
-            inc.advance_to(end, 3);
+            inc.advance_to(end, 3, 1);
             for t in [3usize, 4, end / 2, end - 1] {
                 let a = inc.error(t, end);
                 let b = direct.block_sum(t, end);

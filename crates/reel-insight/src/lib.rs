@@ -29,6 +29,7 @@ mod cost;
 mod error;
 mod pelt;
 mod penalty;
+mod simd;
 pub mod suspects;
 pub mod tcpd;
 

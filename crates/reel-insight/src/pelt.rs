@@ -14,7 +14,43 @@
 use crate::cost::SegmentCost;
 use crate::error::{Error, Result};
 
+/// PELT compiled for the widest instruction set this CPU has (the same
+/// arithmetic in the same order in every build, so the same breakpoints):
+/// the search's own loops — divisions, minimum, pruning, and the cost's
+/// inlined bookkeeping — then vectorise too.
 pub(crate) fn pelt<C: SegmentCost>(
+    cost: &mut C,
+    n: usize,
+    pen: f64,
+    min_size: usize,
+    jump: usize,
+) -> Result<Vec<usize>> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use crate::simd::{isa, Isa};
+        #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx2,fma")]
+        fn wide<C: SegmentCost>(c: &mut C, n: usize, p: f64, m: usize, j: usize) -> Result<Vec<usize>> {
+            search(c, n, p, m, j)
+        }
+        #[target_feature(enable = "avx2,fma")]
+        fn narrow<C: SegmentCost>(c: &mut C, n: usize, p: f64, m: usize, j: usize) -> Result<Vec<usize>> {
+            search(c, n, p, m, j)
+        }
+        #[allow(unsafe_code)]
+        match isa() {
+            // SAFETY: isa() answers Avx512 only after detecting every
+            // feature `wide` is compiled with.
+            Isa::Avx512 => return unsafe { wide(cost, n, pen, min_size, jump) },
+            // SAFETY: isa() answers Avx2 only after detecting avx2 and fma.
+            Isa::Avx2 => return unsafe { narrow(cost, n, pen, min_size, jump) },
+            Isa::Base => {}
+        }
+    }
+    search(cost, n, pen, min_size, jump)
+}
+
+#[inline(always)]
+fn search<C: SegmentCost>(
     cost: &mut C,
     n: usize,
     pen: f64,
@@ -37,36 +73,41 @@ pub(crate) fn pelt<C: SegmentCost>(
     let mut admissible: Vec<usize> = Vec::with_capacity(64);
     let mut sub_t: Vec<usize> = Vec::with_capacity(64);
     let mut sub_v: Vec<f64> = Vec::with_capacity(64);
-    let mut errs: Vec<f64> = Vec::with_capacity(64);
-    let mut kept: Vec<usize> = Vec::with_capacity(64);
+    // How many admissible starts have no partition of their own (only
+    // multiples of `jump` below `min_size`; usually none).
+    let mut unpartitioned = 0usize;
     for &end in &ends {
-        admissible.push((end - min_size) / jump * jump);
+        let t = (end - min_size) / jump * jump;
+        admissible.push(t);
+        unpartitioned += usize::from(!has[t]);
         // Admission order is ascending (ends ascend, pruning keeps order).
         let lo = admissible.first().copied().unwrap_or(0);
-        cost.advance_to(end, lo);
+        cost.advance_to(end, lo, jump);
         sub_v.clear();
         // Python's min: a later subproblem wins only if strictly smaller.
         let mut best_t = usize::MAX;
         let mut best = f64::NAN;
-        let mut consider = |t: usize, e: f64| {
-            let v = total[t] + (e + pen);
-            if best_t == usize::MAX || v < best {
-                best_t = t;
-                best = v;
-            }
-            sub_v.push(v);
-        };
         if C::BATCH_ERRORS {
-            sub_t.clear();
-            sub_t.extend(admissible.iter().copied().filter(|&t| has[t]));
-            cost.errors(&sub_t, end, &mut errs);
-            for (&t, &e) in sub_t.iter().zip(&errs) {
-                consider(t, e);
+            let starts: &[usize] = if unpartitioned == 0 {
+                &admissible
+            } else {
+                sub_t.clear();
+                sub_t.extend(admissible.iter().copied().filter(|&t| has[t]));
+                &sub_t
+            };
+            cost.totals(starts, end, &total, pen, &mut sub_v);
+            if let Some(i) = first_min(&sub_v) {
+                (best_t, best) = (starts[i], sub_v[i]);
             }
         } else {
             for &t in &admissible {
                 if has[t] {
-                    consider(t, cost.error(t, end));
+                    let v = total[t] + (cost.error(t, end) + pen);
+                    if best_t == usize::MAX || v < best {
+                        best_t = t;
+                        best = v;
+                    }
+                    sub_v.push(v);
                 }
             }
         }
@@ -78,15 +119,15 @@ pub(crate) fn pelt<C: SegmentCost>(
         has[end] = true;
         let limit = best + pen;
         // zip(admissible, subproblems): pairs by position, stops at the shorter.
-        kept.clear();
-        kept.extend(
-            admissible
-                .iter()
-                .zip(sub_v.iter())
-                .filter(|(_, &v)| v <= limit)
-                .map(|(&t, _)| t),
-        );
-        std::mem::swap(&mut admissible, &mut kept);
+        let mut i = 0;
+        admissible.retain(|_| {
+            let keep = sub_v.get(i).is_some_and(|&v| v <= limit);
+            i += 1;
+            keep
+        });
+        if unpartitioned > 0 {
+            unpartitioned = admissible.iter().filter(|&&t| !has[t]).count();
+        }
     }
 
     let mut bkps = Vec::new();
@@ -100,4 +141,45 @@ pub(crate) fn pelt<C: SegmentCost>(
     }
     bkps.reverse();
     Ok(bkps)
+}
+
+/// The index Python's `min` picks: the first element that no later one is
+/// strictly smaller than. The minimum is found in four independent lanes
+/// (the order does not change a minimum), then its first occurrence.
+#[inline(always)]
+fn first_min(v: &[f64]) -> Option<usize> {
+    let first = *v.first()?;
+    if first.is_nan() {
+        return Some(0); // nothing compares smaller than NaN
+    }
+    let mut lanes = [first; 4];
+    let mut chunks = v.chunks_exact(4);
+    for c in &mut chunks {
+        for (m, &x) in lanes.iter_mut().zip(c) {
+            *m = if x < *m { x } else { *m };
+        }
+    }
+    let mut m = lanes[0];
+    for &x in lanes[1..].iter().chain(chunks.remainder()) {
+        m = if x < m { x } else { m };
+    }
+    v.iter().position(|&x| x == m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::first_min;
+
+    #[test]
+    fn first_min_is_pythons_min() {
+        assert_eq!(first_min(&[]), None);
+        assert_eq!(first_min(&[3.0, 1.0, 2.0, 1.0, 5.0, 1.0, 0.5, 0.5, 7.0]), Some(6));
+        assert_eq!(first_min(&[2.0, 2.0]), Some(0));
+        assert_eq!(first_min(&[f64::NAN, 1.0]), Some(0));
+        assert_eq!(first_min(&[4.0, f64::NAN, 1.0, f64::NAN, 3.0, 9.0]), Some(2));
+        assert_eq!(first_min(&[f64::INFINITY; 6]), Some(0));
+        let v: Vec<f64> = (0..37).map(|i| ((i * 17) % 11) as f64).collect();
+        let want = (0..v.len()).fold(0, |b, i| if v[i] < v[b] { i } else { b });
+        assert_eq!(first_min(&v), Some(want));
+    }
 }

@@ -73,6 +73,32 @@ fn breakpoints_equal_ruptures() {
     );
 }
 
+/// The RBF kernel has an AVX-512, an AVX2 and a portable build, picked at
+/// run time; each must reproduce ruptures. This reruns the fixture test in
+/// child processes pinned to the narrower builds (a process picks its build
+/// once).
+#[test]
+fn every_kernel_build_equals_ruptures() {
+    if std::env::var_os("REEL_INSIGHT_CHILD").is_some() {
+        return;
+    }
+    let exe = std::env::current_exe().unwrap_or_else(|e| panic!("current_exe: {e}"));
+    for var in ["REEL_INSIGHT_NO_AVX512", "REEL_INSIGHT_NO_SIMD"] {
+        let out = std::process::Command::new(&exe)
+            .args(["--exact", "breakpoints_equal_ruptures", "--test-threads=1"])
+            .env("REEL_INSIGHT_CHILD", "1")
+            .env(var, "1")
+            .output()
+            .unwrap_or_else(|e| panic!("run {exe:?}: {e}"));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("1 passed"),
+            "with {var}=1:\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
 /// Penalised cost of a segmentation.
 fn total(x: &[f64], cost: CostKind, bkps: &[usize], pen: f64) -> f64 {
     let mut start = 0;

@@ -1,0 +1,256 @@
+//! Which instruction-set build of the RBF kernel loops this CPU runs,
+//! decided once per process. Every build does the same arithmetic in the
+//! same order (Rust never fuses a multiply and an add on its own), so the
+//! costs, and therefore the breakpoints, are bit-identical; the wider builds
+//! only evaluate more kernel values per instruction.
+
+/// The builds: AVX-512, AVX2, or portable code (SSE2 on x86-64).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Isa {
+    Avx512,
+    Avx2,
+    Base,
+}
+
+/// The widest build whose every feature this CPU has. A non-empty
+/// `REEL_INSIGHT_NO_AVX512` caps it at AVX2 and a non-empty
+/// `REEL_INSIGHT_NO_SIMD` selects the portable build (tests and benches).
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn isa() -> Isa {
+    use std::arch::is_x86_feature_detected as has;
+    static ISA: std::sync::OnceLock<Isa> = std::sync::OnceLock::new();
+    *ISA.get_or_init(|| {
+        let set = |v: &str| std::env::var_os(v).is_some_and(|x| !x.is_empty());
+        if set("REEL_INSIGHT_NO_SIMD") {
+            return Isa::Base;
+        }
+        let avx2 = has!("avx2") && has!("fma");
+        let avx512 = avx2 && has!("avx512f") && has!("avx512dq") && has!("avx512vl");
+        if avx512 && !set("REEL_INSIGHT_NO_AVX512") {
+            Isa::Avx512
+        } else if avx2 {
+            Isa::Avx2
+        } else {
+            Isa::Base
+        }
+    })
+}
+
+/// Other architectures run the portable build.
+#[cfg(not(target_arch = "x86_64"))]
+pub(crate) fn isa() -> Isa {
+    Isa::Base
+}
+
+/// Defines `$name(args)`, which runs the hand-written AVX-512 kernel
+/// `$wide` when [`isa`] allows it, else `$body` compiled for AVX2 + FMA
+/// (auto-vectorised), else `$body` as portable code. `$body` should call
+/// `#[inline(always)]` code only, so that all of it gets the features.
+macro_rules! dispatch {
+    (avx512 = $wide:path; $(#[$m:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
+        $(#[$m])*
+        $vis fn $name($($arg: $ty),*) $(-> $ret)? {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx2,fma")]
+                fn narrow($($arg: $ty),*) $(-> $ret)? $body
+                #[allow(unsafe_code)]
+                match $crate::simd::isa() {
+                    // SAFETY: isa() answers Avx512 only after detecting every
+                    // feature `$wide` is compiled with.
+                    $crate::simd::Isa::Avx512 => return unsafe { $wide($($arg),*) },
+                    // SAFETY: isa() answers Avx2 only after detecting avx2 and fma.
+                    $crate::simd::Isa::Avx2 => return unsafe { narrow($($arg),*) },
+                    $crate::simd::Isa::Base => {}
+                }
+            }
+            $body
+        }
+    };
+}
+pub(crate) use dispatch;
+
+/// The AVX-512 build of the RBF kernel loops, written with intrinsics
+/// because its `exp` needs a table lookup that the compiler would turn into
+/// a slow gather: `e^{−z} = 2^{k/16} · e^r` with `2^{j/16}` picked from a
+/// 16-entry table held in two registers (one `vpermt2pd`), which leaves
+/// |r| ≤ ln2/32 and a degree-7 polynomial (FMA throughout). Accuracy: within
+/// about 1 ulp of the correctly rounded value, as the portable `exp`
+/// (tested against libm); the two may differ in the last bit, so a build's
+/// costs are not bit-identical to another build's.
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+pub(crate) mod avx512 {
+    use std::arch::x86_64::*;
+
+    /// `2^{j/16}`, correctly rounded.
+    const TABLE: [f64; 16] = [
+        f64::from_bits(0x3ff0000000000000),
+        f64::from_bits(0x3ff0b5586cf9890f),
+        f64::from_bits(0x3ff172b83c7d517b),
+        f64::from_bits(0x3ff2387a6e756238),
+        f64::from_bits(0x3ff306fe0a31b715),
+        f64::from_bits(0x3ff3dea64c123422),
+        f64::from_bits(0x3ff4bfdad5362a27),
+        f64::from_bits(0x3ff5ab07dd485429),
+        f64::from_bits(0x3ff6a09e667f3bcd),
+        f64::from_bits(0x3ff7a11473eb0187),
+        f64::from_bits(0x3ff8ace5422aa0db),
+        f64::from_bits(0x3ff9c49182a3f090),
+        f64::from_bits(0x3ffae89f995ad3ad),
+        f64::from_bits(0x3ffc199bdd85529c),
+        f64::from_bits(0x3ffd5818dcfba487),
+        f64::from_bits(0x3ffea4afa2a490da),
+    ];
+    /// Adding 1.5·2^52 rounds to an integer held in the low mantissa bits.
+    const SHIFT: f64 = 6_755_399_441_055_744.0;
+    /// 16 / ln 2.
+    const L2E16: f64 = f64::from_bits(0x40371547652b82fe);
+    /// ln 2 / 16 as a sum of two doubles.
+    const LN2_16_HI: f64 = f64::from_bits(0x3fa62e42fefa39ef);
+    const LN2_16_LO: f64 = f64::from_bits(0x3c3abc9e3b39803f);
+    /// Taylor coefficients 1/2! … 1/7! (the remainder r⁸/8! < 1.2e-18 on
+    /// |r| ≤ ln2/32).
+    const C: [f64; 6] = [
+        0.5,
+        1.0 / 6.0,
+        1.0 / 24.0,
+        1.0 / 120.0,
+        1.0 / 720.0,
+        1.0 / 5040.0,
+    ];
+
+    /// The constants the kernel keeps in registers.
+    #[derive(Clone, Copy)]
+    struct Consts {
+        neg_gamma: __m512d,
+        tlo: __m512d,
+        thi: __m512d,
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn consts(gamma: f64) -> Consts {
+        let t = &TABLE;
+        Consts {
+            neg_gamma: _mm512_set1_pd(-gamma),
+            tlo: _mm512_setr_pd(t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7]),
+            thi: _mm512_setr_pd(t[8], t[9], t[10], t[11], t[12], t[13], t[14], t[15]),
+        }
+    }
+
+    /// `K(xi, xj) = exp(−clip(γ (xi − xj)², 0.01, 100))` lane-wise, the
+    /// argument in NumPy's order (ruptures' kernel).
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn kernel(xi: __m512d, xj: __m512d, c: Consts) -> __m512d {
+        let d = _mm512_sub_pd(xi, xj);
+        // −(d² γ), exactly the negation of NumPy's d·d·γ.
+        let zn = _mm512_mul_pd(_mm512_mul_pd(d, d), c.neg_gamma);
+        let zn = _mm512_min_pd(_mm512_max_pd(zn, _mm512_set1_pd(-100.0)), _mm512_set1_pd(-0.01));
+        exp(zn, c)
+    }
+
+    /// `e^{zn}` for `zn` in [−100, −0.01].
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn exp(zn: __m512d, c: Consts) -> __m512d {
+        // zn = k ln2/16 + r, k = round(zn · 16/ln2) ∈ [−2308, 0].
+        let shift = _mm512_set1_pd(SHIFT);
+        let t = _mm512_fmadd_pd(zn, _mm512_set1_pd(L2E16), shift);
+        let kf = _mm512_sub_pd(t, shift);
+        let r = _mm512_fnmadd_pd(kf, _mm512_set1_pd(LN2_16_HI), zn);
+        let r = _mm512_fnmadd_pd(kf, _mm512_set1_pd(LN2_16_LO), r);
+        let k = _mm512_sub_epi64(_mm512_castpd_si512(t), _mm512_castpd_si512(shift));
+        // 2^{(k mod 16)/16}: vpermt2pd reads the low four bits of each lane.
+        let tab = _mm512_permutex2var_pd(c.tlo, k, c.thi);
+        // e^r − 1 = r + r² (C0 + r (C1 + … + r C5)).
+        let mut q = _mm512_set1_pd(C[5]);
+        for &cf in C[..5].iter().rev() {
+            q = _mm512_fmadd_pd(q, r, _mm512_set1_pd(cf));
+        }
+        let pm1 = _mm512_fmadd_pd(_mm512_mul_pd(r, r), q, r);
+        let v = _mm512_fmadd_pd(tab, pm1, tab);
+        // · 2^{floor(k/16)} through the exponent field (no underflow:
+        // the result is at least e^{−100}).
+        let e = _mm512_slli_epi64::<52>(_mm512_srai_epi64::<4>(k));
+        _mm512_castsi512_pd(_mm512_add_epi64(_mm512_castpd_si512(v), e))
+    }
+
+    /// The lanes of a chunk of `len` ≤ 8 elements.
+    #[inline]
+    fn mask(len: usize) -> __mmask8 {
+        if len >= 8 {
+            0xff
+        } else {
+            (1u8 << len) - 1
+        }
+    }
+
+    /// `out[j] = Σ_i K(rows[i], cols[j])`, rows added in order.
+    #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx2,fma")]
+    pub(crate) fn cross_sums(out: &mut [f64], cols: &[f64], rows: &[f64], gamma: f64) {
+        let c = consts(gamma);
+        for (o, xs) in out.chunks_mut(8).zip(cols.chunks(8)) {
+            let m = mask(o.len().min(xs.len()));
+            // SAFETY: the mask enables only lanes below xs.len().
+            let xj = unsafe { _mm512_maskz_loadu_pd(m, xs.as_ptr()) };
+            let mut acc = _mm512_setzero_pd();
+            for &xi in rows {
+                acc = _mm512_add_pd(acc, kernel(_mm512_set1_pd(xi), xj, c));
+            }
+            // SAFETY: the mask enables only lanes below o.len().
+            unsafe { _mm512_mask_storeu_pd(o.as_mut_ptr(), m, acc) };
+        }
+    }
+
+    /// `out[j] += K(xi, cols[j])` for every j; returns Σ_j K(xi, cols[j]).
+    #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx2,fma")]
+    pub(crate) fn row_into(out: &mut [f64], cols: &[f64], xi: f64, gamma: f64) -> f64 {
+        let c = consts(gamma);
+        let xi = _mm512_set1_pd(xi);
+        let mut total = _mm512_setzero_pd();
+        for (o, xs) in out.chunks_mut(8).zip(cols.chunks(8)) {
+            let m = mask(o.len().min(xs.len()));
+            // SAFETY: the mask enables only lanes below xs.len().
+            let xj = unsafe { _mm512_maskz_loadu_pd(m, xs.as_ptr()) };
+            let k = _mm512_maskz_mov_pd(m, kernel(xi, xj, c));
+            total = _mm512_add_pd(total, k);
+            // SAFETY: the mask enables only lanes below o.len(), for load and store.
+            unsafe {
+                let prev = _mm512_maskz_loadu_pd(m, o.as_ptr());
+                _mm512_mask_storeu_pd(o.as_mut_ptr(), m, _mm512_add_pd(prev, k));
+            }
+        }
+        _mm512_reduce_add_pd(total)
+    }
+
+    /// `rows[j] = Σ_{q > j} K(blk[j], blk[q])` for a block of at most 8
+    /// samples, one vector per row.
+    #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx2,fma")]
+    pub(crate) fn block_row_sums(blk: &[f64], gamma: f64, rows: &mut [f64; 8]) {
+        let c = consts(gamma);
+        let w = blk.len().min(8);
+        let all = mask(w);
+        // SAFETY: the mask enables only lanes below blk.len().
+        let xq = unsafe { _mm512_maskz_loadu_pd(all, blk.as_ptr()) };
+        for (j, row) in rows[..w].iter_mut().enumerate() {
+            let above: __mmask8 = all & !mask(j + 1);
+            let k = kernel(_mm512_set1_pd(blk[j]), xq, c);
+            *row = _mm512_mask_reduce_add_pd(above, k);
+        }
+    }
+
+    /// `exp(−z)` for `z` in [0.01, 100], lane by lane (for tests).
+    #[cfg(test)]
+    #[target_feature(enable = "avx512f")]
+    pub(crate) fn exp_neg_clipped(z: &[f64; 8]) -> [f64; 8] {
+        let n = |i: usize| -z[i];
+        let zn = _mm512_setr_pd(n(0), n(1), n(2), n(3), n(4), n(5), n(6), n(7));
+        let v = exp(zn, consts(1.0));
+        let mut out = [0.0; 8];
+        // SAFETY: `out` holds eight f64.
+        unsafe { _mm512_storeu_pd(out.as_mut_ptr(), v) };
+        out
+    }
+}
