@@ -195,6 +195,9 @@ pub(crate) struct Rbf<'a> {
     mid: usize,
     end: usize,
     stride: usize,
+    /// `lo` is a multiple of `stride` (kept to spare a division per step).
+    lo_aligned: bool,
+
     scratch: Vec<f64>,
     /// For BinSeg on short signals: `tri[e(e+1)/2 + s]` = Σ K over
     /// `[0, s) × [0, e)`, s ≤ e (the lower half of the Gram integral image;
@@ -224,6 +227,7 @@ impl<'a> Rbf<'a> {
             mid: 0,
             end: 0,
             stride: 1,
+            lo_aligned: true,
             scratch: Vec::new(),
             tri: None,
         }
@@ -285,7 +289,13 @@ impl<'a> Rbf<'a> {
             // PELT's starts are multiples of its jump, which is the stride
             // it swept with (a division per start would cost more than
             // the rest of the loop).
-            && starts.first().is_none_or(|&t| t.is_multiple_of(self.stride));
+            && starts.first().is_none_or(|&t| {
+                if t == self.lo {
+                    self.lo_aligned
+                } else {
+                    t.is_multiple_of(self.stride)
+                }
+            });
         debug_assert!(!swept || starts.iter().all(|&t| self.swept(t, end)));
         swept
     }
@@ -393,9 +403,8 @@ fn block_row_sums(blk: &[f64], gamma: f64, rows: &mut [f64; SMALL_BLOCK]) {
 /// start at position `base`): the sums between them are summed as groups,
 /// so the dependent chain is `stride` times shorter.
 #[inline(always)]
-fn add_strided_suffix_sums(block: &mut [f64], base: usize, s: &[f64], corner: f64, stride: usize) {
+fn add_strided_suffix_sums(block: &mut [f64], s: &[f64], first: usize, corner: f64, stride: usize) {
     let w = s.len();
-    let first = (stride - base % stride) % stride;
     if first >= w {
         return;
     }
@@ -624,6 +633,15 @@ impl SegmentCost for Rbf<'_> {
             return;
         }
         out.clear();
+        #[cfg(target_arch = "x86_64")]
+        if crate::simd::isa() == crate::simd::Isa::Avx512 {
+            out.resize(starts.len(), 0.0);
+            #[allow(unsafe_code)]
+            // SAFETY: isa() answers Avx512 only after detecting the features
+            // the kernel is compiled with.
+            unsafe { crate::simd::avx512::totals(starts, end, &self.block, total, pen, out) };
+            return;
+        }
         let e = end as f64;
         out.extend(starts.iter().map(|&t| {
             let len = e - t as f64;
@@ -648,6 +666,9 @@ impl SegmentCost for Rbf<'_> {
             return;
         }
         let lo = lo.min(old_end);
+        if lo != self.lo || self.mid == self.lo {
+            self.lo_aligned = lo.is_multiple_of(stride);
+        }
         self.lo = lo;
         self.mid = old_end;
         let (x, gamma) = (self.x, self.gamma);
@@ -672,21 +693,29 @@ impl SegmentCost for Rbf<'_> {
         // Cross terms: r[j] = Σ_{i in new rows} K(i, j) for old columns j.
         let width = old_end - lo;
         // (every entry is assigned: a step has at least one new row)
-        self.scratch.resize(width, 0.0);
+        if self.scratch.len() < width {
+            self.scratch.resize(x.len().max(width), 0.0);
+        }
+        let scratch = &mut self.scratch[..width];
         let rows = &x[old_end..new_end];
         let cols = &x[lo..old_end];
         if width * rows.len() >= PAR_MIN_WORK {
-            self.scratch
+            scratch
                 .par_chunks_mut(4096)
                 .zip(cols.par_chunks(4096))
                 .for_each(|(out, cols)| cross_sums(out, cols, rows, gamma));
         } else {
-            cross_sums(&mut self.scratch, cols, rows, gamma);
+            cross_sums(scratch, cols, rows, gamma);
         }
         if stride == 1 {
-            add_suffix_sums(&mut self.block[lo..old_end], &mut self.scratch, corner);
+            add_suffix_sums(&mut self.block[lo..old_end], scratch, corner);
         } else {
-            add_strided_suffix_sums(&mut self.block[lo..old_end], lo, &self.scratch, corner, stride);
+            let first = if self.lo_aligned {
+                0
+            } else {
+                (stride - lo % stride) % stride
+            };
+            add_strided_suffix_sums(&mut self.block[lo..old_end], scratch, first, corner, stride);
         }
         self.end = new_end;
     }
