@@ -1339,7 +1339,7 @@ mod tests {
         if !std::arch::is_x86_feature_detected!("avx512f") {
             return;
         }
-        let mut worst = 0.0f64;
+        let (mut worst, mut worst_abs) = (0.0f64, 0.0f64);
         let mut z = [0.0f64; 8];
         let mut fill = 0;
         let mut check = |z: &[f64; 8]| {
@@ -1348,7 +1348,14 @@ mod tests {
             let got = unsafe { crate::simd::avx512::exp_neg_clipped(z) };
             for (&z, &got) in z.iter().zip(&got) {
                 let want = (-z).exp();
-                worst = worst.max(((got - want) / want).abs());
+                let err = (got - want).abs();
+                // Within an ulp where the kernel is large; everywhere, at
+                // most an ulp plus a small absolute error (what the kernel
+                // sums see).
+                if z <= 2.0 {
+                    worst = worst.max(err / want);
+                }
+                worst_abs = worst_abs.max(err - 2.3e-16 * want);
             }
         };
         let mut v = 1e-2f64;
@@ -1362,8 +1369,9 @@ mod tests {
             v += 7.3e-5;
         }
         check(&[1e-2, 1e2, std::f64::consts::LN_2, 0.5 * std::f64::consts::LN_2, 99.999, 0.0433, 0.0217, 50.0]);
-        eprintln!("avx512 exp: worst relative error {worst:e} vs libm");
+        eprintln!("avx512 exp: worst relative error {worst:e} (z <= 2), excess over an ulp {worst_abs:e}, vs libm");
         assert!(worst < 3e-16, "worst relative error {worst:e}");
+        assert!(worst_abs < 1.3e-17, "error beyond an ulp {worst_abs:e}");
     }
 
     #[test]
