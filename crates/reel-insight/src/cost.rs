@@ -918,7 +918,7 @@ fn pair_diff_order_stats(x: &[f64], k1: usize, k2: usize) -> (f64, f64) {
 /// pairs, a few standard errors either side of the target rank.
 fn sample_bracket(x: &[f64], k1: usize, k2: usize, m: usize) -> (f64, f64) {
     let n = x.len();
-    const S: usize = 1024;
+    const S: usize = 512;
     let mut state = 0x9E37_79B9_7F4A_7C15u64;
     let mut next = || {
         state = state
@@ -938,15 +938,20 @@ fn sample_bracket(x: &[f64], k1: usize, k2: usize, m: usize) -> (f64, f64) {
     let sd = (q1 * (1.0 - q1) / S as f64).sqrt().max(1.0 / S as f64);
     let ia = ((q1 - 3.0 * sd) * S as f64).floor();
     let ib = ((q2 + 3.0 * sd) * S as f64).ceil();
-    let va = if ia < 0.0 {
-        0.0
+    // The upper rank is selected among the elements above the lower one
+    // (select_nth leaves them to its right).
+    let (va, above) = if ia < 0.0 {
+        (0.0, 0)
     } else {
-        *d.select_nth_unstable_by(ia as usize, f64::total_cmp).1
+        let ia = ia as usize;
+        (*d.select_nth_unstable_by(ia, f64::total_cmp).1, ia + 1)
     };
     let vb = if ib >= S as f64 {
         x[n - 1] - x[0]
+    } else if (ib as usize) < above {
+        va
     } else {
-        *d.select_nth_unstable_by(ib as usize, f64::total_cmp).1
+        *d[above..].select_nth_unstable_by(ib as usize - above, f64::total_cmp).1
     };
     (va, vb.max(va))
 }
