@@ -230,7 +230,7 @@ fn suspects(db: &Tsdb, alert_labels: &Labels, alert_points: &[(i64, f64)], now: 
     let Ok(series) = db.select(&[all], start - 60_000, now) else { return json!([]) };
     let grids: Vec<(Vec<(String, String)>, Vec<f64>, &Labels)> = series
         .iter()
-        .filter(|(l, _)| key_of(l) != key_of(alert_labels))
+        .filter(|(l, _)| l.name() != FOR_STATE && key_of(l) != key_of(alert_labels))
         .map(|(l, s)| (l.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect(), on_grid(l, s, start, n), l))
         .collect();
     let candidates: Vec<reel_insight::suspects::Candidate<'_>> = grids.iter().map(|(t, v, _)| reel_insight::suspects::Candidate { tags: t, values: v }).collect();
@@ -262,11 +262,78 @@ fn suspects(db: &Tsdb, alert_labels: &Labels, alert_points: &[(i64, f64)], now: 
     json!({"ranked_of": candidates.len(), "top": top})
 }
 
+/// The series that keeps each pending or firing alert's start (value: ms
+/// since the epoch), written every evaluation, so a restart resumes a
+/// rule's `for` timer instead of starting it over (Prometheus' own name and
+/// scheme).
+const FOR_STATE: &str = "ALERTS_FOR_STATE";
+/// The label of [`FOR_STATE`] that names the rule.
+const FOR_STATE_RULE: &str = "alert_rule_id";
+/// A timer is resumed only if the node was down for less than this
+/// (Prometheus' `--rules.alert.for-outage-tolerance` default).
+const OUTAGE_TOLERANCE_MS: i64 = 3_600_000;
+/// A resumed timer fires no sooner than this after the restart when the
+/// rule's `for` is longer (Prometheus' `--rules.alert.for-grace-period`).
+const FOR_GRACE_MS: i64 = 600_000;
+
+/// Where a `for` timer that started at `since` resumes after a restart at
+/// `now`, its last record written at `down_at` (Prometheus' rule): the time
+/// the node was down does not count as pending; a timer already run out is
+/// left as it was (the evaluation fires at once if the condition holds); a
+/// long `for` with less than the grace period left gets the grace period.
+fn resumed_since(since: i64, down_at: i64, now: i64, for_ms: i64) -> i64 {
+    let remaining = for_ms - (down_at - since);
+    if remaining <= 0 {
+        since
+    } else if for_ms > FOR_GRACE_MS && remaining < FOR_GRACE_MS {
+        now + FOR_GRACE_MS - for_ms
+    } else {
+        since + (now - down_at)
+    }
+}
+
+/// The label of [`FOR_STATE`] that keeps the alerting series' own metric
+/// name (a plain selector's series has one).
+const FOR_STATE_NAME: &str = "alert_series_name";
+
+/// The [`FOR_STATE`] series of a rule's alerting series.
+fn for_state_labels(rule_id: &str, labels: &Labels) -> Labels {
+    let named = match labels.get("__name__") {
+        Some(name) => labels.with(FOR_STATE_NAME, name),
+        None => labels.clone(),
+    };
+    named.with("__name__", FOR_STATE).with(FOR_STATE_RULE, rule_id)
+}
+
+/// The alerting series' labels back from its [`FOR_STATE`] series.
+fn alert_labels_of(for_state: &Labels) -> Labels {
+    let base = for_state.filtered(|k| k != "__name__" && k != FOR_STATE_RULE && k != FOR_STATE_NAME);
+    match for_state.get(FOR_STATE_NAME) {
+        Some(name) => base.with("__name__", name),
+        None => base,
+    }
+}
+
+/// The `for` timers recorded before a restart, resumed: key → start.
+fn resume_for_state(db: &Tsdb, rules: &[AlertRule], now: i64) -> HashMap<String, i64> {
+    let mut out = HashMap::new();
+    let Ok(series) = db.select(&[Matcher::eq("__name__", FOR_STATE)], now - OUTAGE_TOLERANCE_MS, now) else { return out };
+    for (labels, samples) in series {
+        let Some(&(down_at, since)) = samples.last() else { continue };
+        let Some(rule) = labels.get(FOR_STATE_RULE).and_then(|id| rules.iter().find(|r| r.id == id)) else { continue };
+        let alert_labels = alert_labels_of(&labels);
+        let key = format!("{}|{}", rule.id, key_of(&alert_labels));
+        out.insert(key, resumed_since(since as i64, down_at, now, rule.for_s * 1000));
+    }
+    out
+}
+
 /// One evaluation of every rule: fire what holds, resolve what stopped.
 async fn evaluate(state: &AppState, db: &Arc<Tsdb>, pending: &mut HashMap<String, i64>, firing: &mut HashMap<String, String>) -> Result<(), String> {
     let now = reel_domain::now_ms();
     let rules = state.store.alert_rules().await.map_err(|e| e.to_string())?;
     let mut live = std::collections::HashSet::new();
+    let mut for_state: Vec<(Labels, i64, f64)> = Vec::new();
     for rule in rules {
         let (d, expr, window) = (db.clone(), rule.expr.clone(), rule.window_s * 1000);
         let series: Vec<(Labels, Vec<(i64, f64)>)> = match tokio::task::spawn_blocking(move || d.query_range(&expr, now - window.max(ANALYSIS_WINDOW_MS), now, GRID_STEP_MS))
@@ -311,6 +378,7 @@ async fn evaluate(state: &AppState, db: &Arc<Tsdb>, pending: &mut HashMap<String
             }
             live.insert(key.clone());
             let since = *pending.entry(key.clone()).or_insert(now);
+            for_state.push((for_state_labels(&rule.id, &labels), now, since as f64));
             if now - since < rule.for_s * 1000 || firing.contains_key(&key) {
                 continue;
             }
@@ -335,6 +403,14 @@ async fn evaluate(state: &AppState, db: &Arc<Tsdb>, pending: &mut HashMap<String
             firing.insert(key, alert.id);
         }
     }
+    if !for_state.is_empty() {
+        let d = db.clone();
+        match tokio::task::spawn_blocking(move || d.append(&for_state)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(message = "cannot record alert timers", error = %e),
+            Err(e) => tracing::warn!(message = "cannot record alert timers", error = %e),
+        }
+    }
     // Resolve what no longer holds.
     let gone: Vec<String> = firing.keys().filter(|k| !live.contains(*k)).cloned().collect();
     for k in gone {
@@ -348,8 +424,18 @@ async fn evaluate(state: &AppState, db: &Arc<Tsdb>, pending: &mut HashMap<String
 /// Evaluates the rules every `every` until the process ends.
 pub async fn alert_loop(state: AppState, every: Duration) {
     let Some(db) = state.tsdb.clone() else { return };
-    let mut pending = HashMap::new();
     let mut firing: HashMap<String, String> = HashMap::new();
+    // `for` timers running before a restart resume where they were.
+    let mut pending = match state.store.alert_rules().await {
+        Ok(rules) => {
+            let (d, now) = (db.clone(), reel_domain::now_ms());
+            tokio::task::spawn_blocking(move || resume_for_state(&d, &rules, now)).await.unwrap_or_default()
+        }
+        Err(e) => {
+            tracing::warn!(message = "cannot load alert rules", error = %e);
+            HashMap::new()
+        }
+    };
     // Alerts already firing (before a restart, or fired by another node on
     // the same database) are picked up, not fired a second time; they
     // resolve here when their condition stops holding.
@@ -368,5 +454,64 @@ pub async fn alert_loop(state: AppState, every: Duration) {
         if let Err(e) = evaluate(&state, &db, &mut pending, &mut firing).await {
             tracing::warn!(message = "alert evaluation failed", error = %e);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: i64 = 60_000;
+
+    #[test]
+    fn a_resumed_timer_does_not_count_the_downtime() {
+        // Pending for 2 of 5 minutes, down 3 minutes: 3 minutes still to go.
+        let since = resumed_since(0, 2 * MIN, 5 * MIN, 5 * MIN);
+        assert_eq!(since, 3 * MIN);
+        assert_eq!(5 * MIN - (5 * MIN - since), 3 * MIN);
+    }
+
+    #[test]
+    fn a_run_out_timer_is_left_alone() {
+        assert_eq!(resumed_since(0, 6 * MIN, 7 * MIN, 5 * MIN), 0);
+    }
+
+    #[test]
+    fn a_long_for_gets_the_grace_period() {
+        // for 30 min, 1 min left when the node went down: it fires 10 min
+        // after the restart at the earliest.
+        let now = 40 * MIN;
+        let since = resumed_since(0, 29 * MIN, now, 30 * MIN);
+        assert_eq!(since + 30 * MIN, now + FOR_GRACE_MS);
+    }
+
+    #[test]
+    fn for_state_round_trips_through_the_store() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let db = Tsdb::open(dir.path(), Default::default()).expect("open");
+        let labels = Labels::metric("edge_errors", &[("appliance", "a1")]).without_name();
+        let named = Labels::metric("edge_errors", &[("appliance", "a2")]);
+        assert_eq!(alert_labels_of(&for_state_labels("r", &named)), named);
+        assert_eq!(alert_labels_of(&for_state_labels("r", &labels)), labels);
+        let rule = AlertRule {
+            id: "rule_1".into(),
+            name: "errors".into(),
+            kind: "threshold".into(),
+            expr: "edge_errors".into(),
+            op: ">".into(),
+            threshold: 1.0,
+            for_s: 300,
+            window_s: 600,
+            created_ms: 0,
+        };
+        let now = 1_800_000_000_000;
+        let since = now - 2 * MIN;
+        db.append(&[(for_state_labels(&rule.id, &labels), now, since as f64)]).expect("append");
+        let resumed = resume_for_state(&db, std::slice::from_ref(&rule), now + 30_000);
+        let key = format!("{}|{}", rule.id, key_of(&labels));
+        assert_eq!(resumed.get(&key), Some(&(since + 30_000)), "{resumed:?}");
+        // A rule deleted meanwhile, or an outage past the tolerance: nothing.
+        assert!(resume_for_state(&db, &[], now + 30_000).is_empty());
+        assert!(resume_for_state(&db, std::slice::from_ref(&rule), now + OUTAGE_TOLERANCE_MS + 1).is_empty());
     }
 }
