@@ -233,12 +233,32 @@ pub const ROLLUP_LABEL: &str = "__rollup__";
 /// only the first four; readers treat a missing `last` series as "no downsampled samples".
 pub const ROLLUP_KINDS: [&str; 5] = ["min", "max", "sum", "count", "last"];
 
+/// Whether a series is a counter by Prometheus' naming conventions (`_total`, and the
+/// `_count`, `_sum` and `_bucket` series of summaries and histograms): its value only falls
+/// when the process behind it restarts.
+pub fn is_counter(labels: &Labels) -> bool {
+    let name = labels.name();
+    ["_total", "_count", "_sum", "_bucket"].iter().any(|s| name.ends_with(s))
+}
+
+/// Whether `v` is a counter reset marker among its neighbours: the sample before a fall or
+/// the one after it.
+pub fn at_reset(prev: Option<f64>, v: f64, next: Option<f64>) -> bool {
+    next.is_some_and(|n| n < v) || prev.is_some_and(|p| v < p)
+}
+
 /// Downsamples series to `step_ms` buckets, producing five series per input labelled
 /// `__rollup__` = `min`, `max`, `sum`, `count`, `last` (the bucket's last sample value). Every
-/// bucket's timestamp is its last sample's, so `last` is a real sample of the series.
+/// bucket's timestamp is its last sample's, so `last` is a real sample of the series. A
+/// counter's `last` also keeps the sample before each reset (and the one after it when the
+/// counter climbs back above the reset's top within the bucket), and the batch's first sample
+/// (a reset may lie between it and the previous batch), so `rate` and `increase` over
+/// downsampled data lose nothing to a restart inside a bucket; readers drop the extra samples
+/// that mark no reset ([`crate::Tsdb::select_with_rollups`]).
 pub fn rollup(series: &[SeriesSamples], step_ms: i64) -> Vec<SeriesSamples> {
     let mut out = Vec::with_capacity(series.len() * ROLLUP_KINDS.len());
     for (labels, samples) in series {
+        let counter = is_counter(labels);
         let mut agg: [Vec<(i64, f64)>; 5] = Default::default();
         let mut i = 0;
         while i < samples.len() {
@@ -247,6 +267,20 @@ pub fn rollup(series: &[SeriesSamples], step_ms: i64) -> Vec<SeriesSamples> {
                 (f64::INFINITY, f64::NEG_INFINITY, 0.0, 0.0, 0, 0.0);
             while i < samples.len() && samples[i].0.div_euclid(step_ms) == bucket {
                 let (t, v) = samples[i];
+                // A counter's reset markers (not the bucket's last sample, which is kept
+                // anyway): the sample before a fall; the one after it only if the counter
+                // climbs back above the fall's top within the bucket (else the fall shows
+                // between the kept samples); and the batch's first sample.
+                let next = samples.get(i + 1).filter(|n| n.0.div_euclid(step_ms) == bucket);
+                if counter && next.is_some() {
+                    let before_fall = next.is_some_and(|n| n.1 < v);
+                    let after_fall = i.checked_sub(1).map(|p| samples[p].1).filter(|&p| v < p).is_some_and(|top| {
+                        samples[i..].iter().take_while(|s| s.0.div_euclid(step_ms) == bucket).last().is_some_and(|l| l.1 >= top)
+                    });
+                    if i == 0 || before_fall || after_fall {
+                        agg[4].push((t, v));
+                    }
+                }
                 mn = mn.min(v);
                 mx = mx.max(v);
                 sum += v;

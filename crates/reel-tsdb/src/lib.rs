@@ -789,19 +789,25 @@ impl Tsdb {
             }
             // A compaction cutoff inside a bucket leaves one `last` on each side of it; keep
             // the later one, so samples stay evenly spaced (rate extrapolation relies on it).
+            // A counter's samples around a reset stay (see `block::rollup`).
             let got: Vec<SeriesSamples> = rolled
                 .into_iter()
                 .map(|(l, mut pts)| {
                     pts.sort_by_key(|p| p.0);
+                    pts.dedup_by_key(|p| p.0);
+                    let counter = block::is_counter(&l);
                     let kept = pts
                         .iter()
                         .enumerate()
                         .filter(|&(i, p)| {
-                            pts.get(i + 1).is_none_or(|n| {
-                                n.0 == p.0
-                                    || n.2 != p.2
-                                    || n.0.div_euclid(n.2) != p.0.div_euclid(p.2)
-                            })
+                            let next = pts.get(i + 1);
+                            next.is_none_or(|n| n.2 != p.2 || n.0.div_euclid(n.2) != p.0.div_euclid(p.2))
+                                || (counter
+                                    && block::at_reset(
+                                        i.checked_sub(1).map(|j| pts[j].1),
+                                        p.1,
+                                        next.map(|n| n.1),
+                                    ))
                         })
                         .map(|(_, p)| (p.0, p.1))
                         .collect();
