@@ -1,45 +1,19 @@
-//! Which instruction-set build of the RBF kernel loops this CPU runs,
-//! decided once per process. Every build does the same arithmetic in the
-//! same order (Rust never fuses a multiply and an add on its own), so the
-//! costs, and therefore the breakpoints, are bit-identical; the wider builds
-//! only evaluate more kernel values per instruction.
+//! The RBF kernel loops' builds, picked once per process: a hand-written
+//! AVX-512 build with its own `exp` (see [`avx512`]), and the portable code
+//! compiled for AVX2 + FMA or for the baseline. The AVX2 and portable
+//! builds do the same arithmetic in the same order (Rust never fuses a
+//! multiply and an add on its own), so their costs are bit-identical; the
+//! AVX-512 build's kernel values may differ from theirs in the last bits.
+//! Every build reproduces the ruptures fixtures (tests/ruptures_fixtures.rs).
 
-/// The builds: AVX-512, AVX2, or portable code (SSE2 on x86-64).
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) enum Isa {
-    Avx512,
-    Avx2,
-    Base,
-}
+pub(crate) use reel_cpu::Isa;
 
-/// The widest build whose every feature this CPU has. A non-empty
-/// `REEL_INSIGHT_NO_AVX512` caps it at AVX2 and a non-empty
+/// The widest build whose every feature this CPU has ([`reel_cpu::detect`]).
+/// A non-empty `REEL_INSIGHT_NO_AVX512` caps it at AVX2 and a non-empty
 /// `REEL_INSIGHT_NO_SIMD` selects the portable build (tests and benches).
-#[cfg(target_arch = "x86_64")]
 pub(crate) fn isa() -> Isa {
-    use std::arch::is_x86_feature_detected as has;
     static ISA: std::sync::OnceLock<Isa> = std::sync::OnceLock::new();
-    *ISA.get_or_init(|| {
-        let set = |v: &str| std::env::var_os(v).is_some_and(|x| !x.is_empty());
-        if set("REEL_INSIGHT_NO_SIMD") {
-            return Isa::Base;
-        }
-        let avx2 = has!("avx2") && has!("fma");
-        let avx512 = avx2 && has!("avx512f") && has!("avx512dq") && has!("avx512vl");
-        if avx512 && !set("REEL_INSIGHT_NO_AVX512") {
-            Isa::Avx512
-        } else if avx2 {
-            Isa::Avx2
-        } else {
-            Isa::Base
-        }
-    })
-}
-
-/// Other architectures run the portable build.
-#[cfg(not(target_arch = "x86_64"))]
-pub(crate) fn isa() -> Isa {
-    Isa::Base
+    *ISA.get_or_init(|| reel_cpu::detect("REEL_INSIGHT"))
 }
 
 /// Defines `$name(args)`, which runs the hand-written AVX-512 kernel

@@ -23,15 +23,8 @@ async fn a_pending_timer_resumes_after_a_crash() {
     let server = start(&args).await;
     let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("client");
 
-    let rule: Value = http
-        .post(format!("{}/api/v1/alert-rules", server.base))
-        .json(&json!({"name": "always", "kind": "promql", "expr": "vector(1) > 0", "for_s": 30}))
-        .send()
-        .await
-        .expect("rule")
-        .json()
-        .await
-        .expect("rule json");
+    let rule_json = json!({"name": "always", "kind": "promql", "expr": "vector(1) > 0", "for_s": 30});
+    let rule = post(&http, format!("{}/api/v1/alert-rules", server.base), None, rule_json).await.expect("rule created");
     let rule_id = rule["id"].as_str().expect("rule id").to_string();
     let created = Instant::now();
 

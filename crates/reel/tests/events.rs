@@ -67,15 +67,8 @@ async fn alert_events_are_relayed_to_jetstream_and_survive_an_outage() {
     let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("client");
 
     // A rule that holds at once (Prometheus style), so an alert fires.
-    let rule: Value = http
-        .post(format!("{base}/api/v1/alert-rules"))
-        .json(&json!({"name": "always", "kind": "promql", "expr": "vector(1) > 0", "for_s": 0}))
-        .send()
-        .await
-        .expect("rule")
-        .json()
-        .await
-        .expect("rule json");
+    let rule_json = json!({"name": "always", "kind": "promql", "expr": "vector(1) > 0", "for_s": 0});
+    let rule = post(&http, format!("{base}/api/v1/alert-rules"), None, rule_json).await.expect("rule created");
     let rule_id = rule["id"].as_str().expect("rule id").to_string();
 
     // The relay creates the stream; read it with a durable consumer.
