@@ -665,6 +665,17 @@ impl Tsdb {
         mint: i64,
         maxt: i64,
     ) -> Result<Vec<SeriesSamples>> {
+        Ok(self.select_downsampled(matchers, mint, maxt)?.0)
+    }
+
+    /// [`Tsdb::select_with_rollups`], and its seam: the samples before it are rollup
+    /// samples, those at or after it raw ones (`i64::MIN`: no rollup sample can appear).
+    pub fn select_downsampled(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> Result<(Vec<SeriesSamples>, i64)> {
         self.select_inner(matchers, mint, maxt, 0, true)
     }
 
@@ -692,7 +703,7 @@ impl Tsdb {
         maxt: i64,
         resolution_ms: i64,
     ) -> Result<Vec<SeriesSamples>> {
-        self.select_inner(matchers, mint, maxt, resolution_ms, false)
+        Ok(self.select_inner(matchers, mint, maxt, resolution_ms, false)?.0)
     }
 
     fn select_inner(
@@ -702,7 +713,7 @@ impl Tsdb {
         maxt: i64,
         resolution_ms: i64,
         with_rollups: bool,
-    ) -> Result<Vec<SeriesSamples>> {
+    ) -> Result<(Vec<SeriesSamples>, i64)> {
         // Head first, then the block list under the same head lock: compaction publishes its
         // blocks before it releases the head, so samples it moves (and series it removes) are
         // seen in exactly one of the two, never in neither.
@@ -818,7 +829,7 @@ impl Tsdb {
         }
         sources.retain(|s| !s.is_empty());
         if sources.len() <= 1 {
-            return Ok(sources.pop().unwrap_or_default());
+            return Ok((sources.pop().unwrap_or_default(), seam));
         }
         let mut merged: BTreeMap<Labels, Vec<(i64, f64)>> = BTreeMap::new();
         for src in sources {
@@ -831,7 +842,7 @@ impl Tsdb {
             s.sort_by_key(|p| p.0);
             s.dedup_by_key(|p| p.0);
         }
-        Ok(out)
+        Ok((out, seam))
     }
 
     /// Label sets of series matching all matchers (head and blocks).

@@ -128,8 +128,28 @@ enum Value {
 
 /// A loaded series: full labels, labels without the metric name, samples.
 type LoadedSeries = (Arc<Labels>, Arc<Labels>, Vec<(i64, f64)>);
-/// Series loaded for each selector, indexed by selector id.
-type Loaded = Vec<Vec<LoadedSeries>>;
+/// Series loaded for each selector, indexed by selector id, and each selector's seam: its
+/// samples before the seam are downsampled (rollup `last` samples, see
+/// [`Tsdb::select_downsampled`]; `i64::MIN` when there are none), `rollup_step_ms` apart.
+struct Loaded {
+    per_selector: Vec<Vec<LoadedSeries>>,
+    seams: Vec<i64>,
+    rollup_step_ms: i64,
+}
+
+impl std::ops::Deref for Loaded {
+    type Target = Vec<Vec<LoadedSeries>>;
+    fn deref(&self) -> &Self::Target {
+        &self.per_selector
+    }
+}
+
+impl Loaded {
+    /// A selector's seam and the rollup step.
+    fn seam(&self, id: usize) -> (i64, i64) {
+        (self.seams.get(id).copied().unwrap_or(i64::MIN), self.rollup_step_ms)
+    }
+}
 
 fn drop_name(l: Arc<Labels>) -> Arc<Labels> {
     if l.get(METRIC_NAME).is_none() {
@@ -161,21 +181,26 @@ fn collect_selectors<'a>(e: &'a Expr, out: &mut Vec<&'a Selector>) {
 fn load(db: &Tsdb, e: &Expr, start: i64, end: i64) -> Result<Loaded> {
     let mut sels = Vec::new();
     collect_selectors(e, &mut sels);
-    let mut loaded: Loaded = vec![Vec::new(); sels.len()];
+    let mut loaded = Loaded {
+        per_selector: vec![Vec::new(); sels.len()],
+        seams: vec![i64::MIN; sels.len()],
+        rollup_step_ms: db.options().rollup_step_ms,
+    };
     for s in sels {
         let window = s.range_ms.unwrap_or(LOOKBACK_MS);
         // Raw samples where they exist; before the oldest raw block, the 5-minute rollups'
         // `last` samples (downsampling, as in Thanos), under the series' own labels.
-        let data = db.select_with_rollups(
+        let (data, seam) = db.select_downsampled(
             &s.matchers,
             start.saturating_sub(s.offset_ms).saturating_sub(window),
             end.saturating_sub(s.offset_ms),
         )?;
-        if let Some(slot) = loaded.get_mut(s.id) {
+        if let (Some(slot), Some(seam_slot)) = (loaded.per_selector.get_mut(s.id), loaded.seams.get_mut(s.id)) {
             *slot = data
                 .into_iter()
                 .map(|(l, pts)| (Arc::new(l.without_name()), Arc::new(l), pts))
                 .collect();
+            *seam_slot = seam;
         }
     }
     Ok(loaded)
@@ -950,6 +975,25 @@ pub fn extrapolated_rate(
     is_counter: bool,
     is_rate: bool,
 ) -> Option<f64> {
+    extrapolated_rate_across(pts, range_start, range_end, is_counter, is_rate, (i64::MIN, 0))
+}
+
+/// [`extrapolated_rate`] for a window that may begin in downsampled data: `seam` = (the time
+/// before which samples are rollup samples, the rollup step in ms). Prometheus judges how
+/// close the data reaches each window edge against the window's average sample interval; a
+/// window that begins in downsampled data and ends in raw data has a raw-sized average, so its
+/// sparse start would never count as close and up to a rollup step of the window would go
+/// missing. Here each edge is judged against the spacing of the data at that edge: the
+/// rollup step at the start, the raw samples' average at the end. Any other window is
+/// computed exactly as Prometheus does.
+pub fn extrapolated_rate_across(
+    pts: &[(i64, f64)],
+    range_start: i64,
+    range_end: i64,
+    is_counter: bool,
+    is_rate: bool,
+    seam: (i64, i64),
+) -> Option<f64> {
     if pts.len() < 2 {
         return None;
     }
@@ -968,23 +1012,35 @@ pub fn extrapolated_rate(
     let to_end = (range_end - last.0) as f64 / 1000.0;
     let sampled = (last.0 - first.0) as f64 / 1000.0;
     let avg_interval = sampled / (pts.len() - 1) as f64;
+    let (seam, step) = seam;
+    let rolled = pts.partition_point(|p| p.0 < seam);
+    let (start_interval, end_interval) = if range_start < seam && rolled < pts.len() && step > 0 {
+        // The window begins in downsampled data and ends in raw data.
+        let raw = pts.len() - rolled;
+        // Rollup samples are a bucket's last ones: a step apart, except where a compaction
+        // cut a bucket (closer), so the step is the spacing to expect.
+        let start = step as f64 / 1000.0;
+        let end = if raw >= 2 { (last.0 - pts[rolled].0) as f64 / 1000.0 / (raw - 1) as f64 } else { avg_interval };
+        (start, end)
+    } else {
+        (avg_interval, avg_interval)
+    };
     if is_counter && result > 0.0 && first.1 >= 0.0 {
         let to_zero = sampled * (first.1 / result);
         if to_zero < to_start {
             to_start = to_zero;
         }
     }
-    let threshold = avg_interval * 1.1;
     let mut interval = sampled;
-    interval += if to_start < threshold {
+    interval += if to_start < start_interval * 1.1 {
         to_start
     } else {
-        avg_interval / 2.0
+        start_interval / 2.0
     };
-    interval += if to_end < threshold {
+    interval += if to_end < end_interval * 1.1 {
         to_end
     } else {
-        avg_interval / 2.0
+        end_interval / 2.0
     };
     result *= interval / sampled;
     if is_rate {
@@ -1247,9 +1303,10 @@ fn call(func: Func, args: &[Expr], t: i64, cx: &Cx) -> Result<Value> {
         }));
     }
     let mut out = Vec::new();
+    let seam = loaded.seam(s.id);
     for (nameless, l, pts) in series {
         let w = window(pts, lo, hi);
-        if let Some(v) = range_fn(func, w, lo, hi, param, t) {
+        if let Some(v) = range_fn(func, w, lo, hi, param, t, seam) {
             let labels = if func == Func::LastOverTime {
                 Arc::clone(l)
             } else {
@@ -1306,14 +1363,14 @@ fn linear_regression(w: &[(i64, f64)], intercept_t: i64) -> (f64, f64) {
 
 /// A range function over one window of samples; `None` when it has no value. `param` is the
 /// scalar argument (φ of quantile_over_time, seconds of predict_linear), `t` the step time.
-fn range_fn(func: Func, w: &[(i64, f64)], lo: i64, hi: i64, param: f64, t: i64) -> Option<f64> {
+fn range_fn(func: Func, w: &[(i64, f64)], lo: i64, hi: i64, param: f64, t: i64, seam: (i64, i64)) -> Option<f64> {
     if w.is_empty() {
         return None;
     }
     match func {
-        Func::Rate => extrapolated_rate(w, lo, hi, true, true),
-        Func::Increase => extrapolated_rate(w, lo, hi, true, false),
-        Func::Delta => extrapolated_rate(w, lo, hi, false, false),
+        Func::Rate => extrapolated_rate_across(w, lo, hi, true, true, seam),
+        Func::Increase => extrapolated_rate_across(w, lo, hi, true, false, seam),
+        Func::Delta => extrapolated_rate_across(w, lo, hi, false, false, seam),
         Func::Irate | Func::Idelta => {
             if w.len() < 2 {
                 None
@@ -1391,6 +1448,7 @@ fn series_values(
     s: &super::Selector,
     func: Option<Func>,
     series: &[LoadedSeries],
+    seam: (i64, i64),
     steps: &[i64],
 ) -> Vec<Vec<Option<f64>>> {
     let range = s.range_ms.unwrap_or(LOOKBACK_MS - 1);
@@ -1413,7 +1471,7 @@ fn series_values(
                     let w = &pts[a..b];
                     match func {
                         None => w.last().map(|p| p.1),
-                        Some(f) => range_fn(f, w, lo, hi, f64::NAN, t),
+                        Some(f) => range_fn(f, w, lo, hi, f64::NAN, t, seam),
                     }
                 })
                 .collect()
@@ -1435,7 +1493,7 @@ fn fast_aggregate(
     let Some(series) = loaded.get(s.id) else {
         return QueryResult::Matrix(Vec::new());
     };
-    let values = series_values(s, func, series, steps);
+    let values = series_values(s, func, series, loaded.seam(s.id), steps);
     let n = steps.len();
     let mut group_of: HashMap<Labels, usize> = HashMap::new();
     let mut keys: Vec<Labels> = Vec::new();
@@ -1539,7 +1597,7 @@ fn precompute(e: &Expr, loaded: &Loaded, steps: &[i64]) -> Pre {
         let Some(series) = loaded.get(s.id) else {
             continue;
         };
-        let per_series = series_values(s, func, series, steps);
+        let per_series = series_values(s, func, series, loaded.seam(s.id), steps);
         let mut by_step: Vec<Vec<(Arc<Labels>, f64)>> = vec![Vec::new(); steps.len()];
         for ((nameless, l, _), values) in series.iter().zip(per_series) {
             let labels = match func {
