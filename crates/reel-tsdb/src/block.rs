@@ -177,53 +177,170 @@ pub fn write_block(
     if min_t > max_t {
         return Ok(None);
     }
-    let name = format!("{min_t:020}-{max_t:020}-{resolution_ms}");
-    let tmp = blocks_dir.join(format!(".tmp-{name}"));
-    let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp)?;
-    let mut chunks = std::io::BufWriter::new(File::create(tmp.join("chunks"))?);
-    let mut offset = 0u64;
-    let mut index = BlockIndex {
-        min_t,
-        max_t,
-        resolution_ms,
-        series: Vec::with_capacity(series.len()),
-    };
+    let mut w = BlockWriter::begin(blocks_dir, min_t, max_t, resolution_ms)?;
     let mut sorted: Vec<&(Labels, Vec<(i64, f64)>)> =
         series.iter().filter(|(_, s)| !s.is_empty()).collect();
     sorted.sort_by(|a, b| a.0.cmp(&b.0));
     for (labels, samples) in sorted {
-        let mut refs = Vec::new();
+        w.series(labels, samples)?;
+    }
+    w.finish(None).map(Some)
+}
+
+/// A block being written: `.tmp-<name>/` with its chunks file open; [`BlockWriter::finish`]
+/// writes the index, fsyncs and renames it into place, so a crash leaves either no block or
+/// a whole one.
+struct BlockWriter {
+    blocks_dir: PathBuf,
+    name: String,
+    tmp: PathBuf,
+    chunks: std::io::BufWriter<File>,
+    offset: u64,
+    index: BlockIndex,
+}
+
+impl BlockWriter {
+    fn begin(blocks_dir: &Path, min_t: i64, max_t: i64, resolution_ms: i64) -> std::io::Result<BlockWriter> {
+        let name = format!("{min_t:020}-{max_t:020}-{resolution_ms}");
+        let tmp = blocks_dir.join(format!(".tmp-{name}"));
+        let _ = std::fs::remove_dir_all(&tmp);
+        std::fs::create_dir_all(&tmp)?;
+        let chunks = std::io::BufWriter::new(File::create(tmp.join("chunks"))?);
+        Ok(BlockWriter {
+            blocks_dir: blocks_dir.to_path_buf(),
+            name,
+            tmp,
+            chunks,
+            offset: 0,
+            index: BlockIndex { min_t, max_t, resolution_ms, series: Vec::new() },
+        })
+    }
+
+    /// Appends one series (time-ordered samples; series in label order) as full chunks.
+    fn series(&mut self, labels: &Labels, samples: &[(i64, f64)]) -> std::io::Result<()> {
+        let mut refs = Vec::with_capacity(samples.len().div_ceil(CHUNK_SAMPLES));
         for part in samples.chunks(CHUNK_SAMPLES) {
             let bytes = gorilla::encode(part);
-            chunks.write_all(&bytes)?;
-            let (first, last) = (part[0].0, part[part.len() - 1].0);
+            self.chunks.write_all(&bytes)?;
             refs.push(ChunkRef {
-                offset,
+                offset: self.offset,
                 len: bytes.len() as u32,
-                min_t: first,
-                max_t: last,
+                min_t: part[0].0,
+                max_t: part[part.len() - 1].0,
                 count: part.len() as u32,
             });
-            offset += bytes.len() as u64;
+            self.offset += bytes.len() as u64;
         }
-        index.series.push((labels.clone(), refs));
+        self.index.series.push((labels.clone(), refs));
+        Ok(())
     }
-    let chunks = chunks.into_inner().map_err(|e| e.into_error())?;
-    chunks.sync_all()?;
-    let mut f = File::create(tmp.join("index"))?;
-    f.write_all(&encode_index(&index))?;
-    f.sync_all()?;
-    File::open(&tmp)?.sync_all()?;
-    let mut dest = blocks_dir.join(&name);
-    let mut n = 1;
-    while dest.exists() {
-        dest = blocks_dir.join(format!("{name}.{n}"));
-        n += 1;
+
+    /// Writes the index (and `extra` = (file name, contents)), then renames the block into
+    /// place (a name already taken gets a `.N` suffix) and returns its directory.
+    fn finish(self, extra: Option<(&str, &[u8])>) -> std::io::Result<PathBuf> {
+        let chunks = self.chunks.into_inner().map_err(|e| e.into_error())?;
+        chunks.sync_all()?;
+        let mut f = File::create(self.tmp.join("index"))?;
+        f.write_all(&encode_index(&self.index))?;
+        f.sync_all()?;
+        if let Some((file, contents)) = extra {
+            let mut f = File::create(self.tmp.join(file))?;
+            f.write_all(contents)?;
+            f.sync_all()?;
+        }
+        File::open(&self.tmp)?.sync_all()?;
+        let mut dest = self.blocks_dir.join(&self.name);
+        let mut n = 1;
+        while dest.exists() {
+            dest = self.blocks_dir.join(format!("{}.{n}", self.name));
+            n += 1;
+        }
+        std::fs::rename(&self.tmp, &dest)?;
+        File::open(&self.blocks_dir)?.sync_all()?;
+        Ok(dest)
     }
-    std::fs::rename(&tmp, &dest)?;
-    File::open(blocks_dir)?.sync_all()?;
-    Ok(Some(dest))
+}
+
+/// The file in a merged block's directory that names the blocks it replaces (one directory
+/// name a line). A merge renames its block into place before deleting its sources, so a crash
+/// between the two leaves both; [`superseded`] tells which to delete at the next open.
+pub const SOURCES_FILE: &str = "sources";
+
+/// Directory names listed as sources by the blocks in `blocks_dir`: blocks a merge replaced
+/// whose deletion a crash interrupted.
+pub fn superseded(blocks_dir: &Path) -> std::io::Result<std::collections::HashSet<String>> {
+    let mut out = std::collections::HashSet::new();
+    for entry in std::fs::read_dir(blocks_dir)? {
+        let path = entry?.path();
+        let hidden = path.file_name().and_then(|n| n.to_str()).is_none_or(|n| n.starts_with('.'));
+        if hidden || !path.is_dir() {
+            continue;
+        }
+        match std::fs::read_to_string(path.join(SOURCES_FILE)) {
+            Ok(text) => out.extend(text.lines().filter(|l| !l.is_empty()).map(str::to_string)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
+}
+
+/// Merges blocks of one resolution into one new block and returns its directory (the
+/// sources are left for the caller to delete). Series by series in label order, so memory
+/// holds one series' samples at a time: each series' chunks from every source are decoded,
+/// ordered by time (a timestamp present twice keeps the first block's sample) and re-encoded
+/// into full chunks.
+pub fn merge(blocks_dir: &Path, sources: &[&Block]) -> std::io::Result<Option<PathBuf>> {
+    let Some(first) = sources.first() else { return Ok(None) };
+    let resolution_ms = first.index.resolution_ms;
+    if sources.iter().any(|b| b.index.resolution_ms != resolution_ms) {
+        return Err(std::io::Error::other("cannot merge blocks of different resolutions"));
+    }
+    let mut order: Vec<&Block> = sources.to_vec();
+    order.sort_by_key(|b| (b.index.min_t, b.index.max_t));
+    let min_t = order.iter().map(|b| b.index.min_t).min().unwrap_or(i64::MAX);
+    let max_t = order.iter().map(|b| b.index.max_t).max().unwrap_or(i64::MIN);
+    // Every series once, in label order, with where it is in each source.
+    let mut by_labels: std::collections::BTreeMap<&Labels, Vec<(usize, usize)>> = Default::default();
+    for (b, block) in order.iter().enumerate() {
+        for (i, (labels, _)) in block.index.series.iter().enumerate() {
+            by_labels.entry(labels).or_default().push((b, i));
+        }
+    }
+    let mut w = BlockWriter::begin(blocks_dir, min_t, max_t, resolution_ms)?;
+    let mut samples: Vec<(i64, f64)> = Vec::new();
+    let mut buf: Vec<u8> = Vec::new();
+    for (labels, places) in by_labels {
+        samples.clear();
+        let mut sorted = true;
+        for &(b, i) in &places {
+            let block = order[b];
+            let refs = &block.index.series[i].1;
+            let (Some(a), Some(z)) = (refs.first(), refs.last()) else { continue };
+            buf.resize((z.offset + u64::from(z.len) - a.offset) as usize, 0);
+            block.chunks.read_exact_at(&mut buf, a.offset)?;
+            let before = samples.last().map(|p| p.0);
+            for r in refs {
+                let at = (r.offset - a.offset) as usize;
+                buf.get(at..at + r.len as usize)
+                    .and_then(|c| gorilla::decode_into(c, &mut samples))
+                    .ok_or_else(|| std::io::Error::other(format!("corrupt chunk in {}", block.dir.display())))?;
+            }
+            if before.is_some_and(|t| refs.first().is_some_and(|r| r.min_t <= t)) {
+                sorted = false;
+            }
+        }
+        if !sorted {
+            samples.sort_by_key(|p| p.0); // stable: the earlier block's sample stays first
+            samples.dedup_by_key(|p| p.0);
+        }
+        if samples.is_empty() {
+            continue;
+        }
+        w.series(labels, &samples)?;
+    }
+    let names: Vec<&str> = order.iter().filter_map(|b| b.dir.file_name().and_then(|n| n.to_str())).collect();
+    w.finish(Some((SOURCES_FILE, names.join("\n").as_bytes()))).map(Some)
 }
 
 /// The label that marks rollup series in rollup blocks.

@@ -293,6 +293,25 @@ pub struct Stats {
     pub newest_timestamp: Option<i64>,
 }
 
+/// Blocks never straddle a multiple of this (2 hours): the smallest merge window.
+const BLOCK_ALIGN_MS: i64 = 2 * 3600 * 1000;
+
+/// `series` cut at every multiple of `window`: one list per window, in time order.
+fn split_at_windows(series: Vec<SeriesSamples>, window: i64) -> Vec<Vec<SeriesSamples>> {
+    let mut parts: BTreeMap<i64, Vec<SeriesSamples>> = BTreeMap::new();
+    for (labels, samples) in series {
+        let mut rest = &samples[..];
+        while let Some(&(t, _)) = rest.first() {
+            let start = t.div_euclid(window).saturating_mul(window);
+            let end = start.saturating_add(window);
+            let n = rest.partition_point(|p| p.0 < end);
+            parts.entry(start).or_default().push((labels.clone(), rest[..n].to_vec()));
+            rest = &rest[n..];
+        }
+    }
+    parts.into_values().collect()
+}
+
 /// The store. `Send + Sync`: share it in an `Arc`.
 pub struct Tsdb {
     dir: PathBuf,
@@ -304,6 +323,8 @@ pub struct Tsdb {
     head: RwLock<HeadIndex>,
     wal: wal::Wal,
     blocks: RwLock<Vec<Arc<Block>>>,
+    /// One block merge / retention pass at a time (they run outside the append gate).
+    maintenance: Mutex<()>,
     max_t: AtomicI64,
     appended: AtomicU64,
     out_of_order: AtomicU64,
@@ -323,10 +344,12 @@ impl Tsdb {
             Err(std::fs::TryLockError::Error(e)) => return Err(Error::Io(e)),
         }
         let mut blocks = Vec::new();
+        // Blocks a merge replaced (a crash came between its rename and their deletion).
+        let superseded = block::superseded(&blocks_dir)?;
         for entry in std::fs::read_dir(&blocks_dir)? {
             let path = entry?.path();
             let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            if name.starts_with(".tmp-") {
+            if name.starts_with(".tmp-") || (path.is_dir() && superseded.contains(name)) {
                 std::fs::remove_dir_all(&path)?;
             } else if path.is_dir() {
                 blocks.push(Arc::new(Block::open(&path)?));
@@ -383,6 +406,7 @@ impl Tsdb {
             head: RwLock::new(head),
             wal,
             blocks: RwLock::new(blocks),
+            maintenance: Mutex::new(()),
             max_t: AtomicI64::new(max_t),
             appended: AtomicU64::new(0),
             out_of_order: AtomicU64::new(0),
@@ -580,13 +604,17 @@ impl Tsdb {
         }
         let blocks_dir = self.dir.join("blocks");
         let mut new_blocks = Vec::new();
-        if let Some(dir) = block::write_block(&blocks_dir, 0, &flushed)? {
-            new_blocks.push(Arc::new(Block::open(&dir)?));
-        }
-        if self.opts.rollup_step_ms > 0 {
-            let rolled = block::rollup(&flushed, self.opts.rollup_step_ms);
-            if let Some(dir) = block::write_block(&blocks_dir, self.opts.rollup_step_ms, &rolled)? {
+        // One block per 2-hour window the flushed samples touch, so no block straddles a
+        // merge window (see `merge_blocks`).
+        for part in split_at_windows(flushed, BLOCK_ALIGN_MS) {
+            if let Some(dir) = block::write_block(&blocks_dir, 0, &part)? {
                 new_blocks.push(Arc::new(Block::open(&dir)?));
+            }
+            if self.opts.rollup_step_ms > 0 {
+                let rolled = block::rollup(&part, self.opts.rollup_step_ms);
+                if let Some(dir) = block::write_block(&blocks_dir, self.opts.rollup_step_ms, &rolled)? {
+                    new_blocks.push(Arc::new(Block::open(&dir)?));
+                }
             }
         }
         for (id, samples) in keep {
@@ -617,7 +645,58 @@ impl Tsdb {
             return Err(e);
         }
         drop(head);
+        drop(_gate);
+        // Appends go on while blocks are merged and expired.
+        let _one = self.maintenance.lock();
+        self.merge_blocks(cutoff)?;
         self.apply_retention()
+    }
+
+    /// Merges the blocks of each complete time window into one, Prometheus-style: compactions
+    /// write a block per call (every 10 minutes on a node), which would leave thousands of
+    /// small blocks, each with its own copy of the series' labels in memory and a directory to
+    /// search per query. Raw blocks merge into 2-hour then 1-day windows, rollup blocks into
+    /// 2-hour, 1-day then 7-day windows, each level capped at a tenth of that kind's retention (so
+    /// retention, which drops whole blocks, stays close to what was asked). A window merges
+    /// once it is complete: it ends at or before `cutoff`, the time below which the head has
+    /// been flushed.
+    fn merge_blocks(&self, cutoff: i64) -> Result<()> {
+        const HOUR: i64 = BLOCK_ALIGN_MS / 2;
+        let blocks_dir = self.dir.join("blocks");
+        let raw_ret = self.opts.retention_ms;
+        let rollup_ret = self.opts.rollup_retention_ms.or(raw_ret);
+        let kinds: [(bool, &[i64], Option<i64>); 2] =
+            [(false, &[2 * HOUR, 24 * HOUR], raw_ret), (true, &[2 * HOUR, 24 * HOUR, 7 * 24 * HOUR], rollup_ret)];
+        for (rollup, levels, retention) in kinds {
+            for &w in levels {
+                if retention.is_some_and(|r| w > r / 10) {
+                    continue;
+                }
+                let mut groups: BTreeMap<(i64, i64), Vec<Arc<Block>>> = BTreeMap::new();
+                for b in self.blocks.read().iter().filter(|b| (b.index.resolution_ms > 0) == rollup) {
+                    let start = b.index.min_t.div_euclid(w).saturating_mul(w);
+                    let end = start.saturating_add(w);
+                    if b.index.max_t < end && end <= cutoff {
+                        groups.entry((b.index.resolution_ms, start)).or_default().push(b.clone());
+                    }
+                }
+                for group in groups.into_values().filter(|g| g.len() >= 2) {
+                    let sources: Vec<&Block> = group.iter().map(|b| b.as_ref()).collect();
+                    let Some(dir) = block::merge(&blocks_dir, &sources)? else { continue };
+                    let merged = Arc::new(Block::open(&dir)?);
+                    {
+                        let mut blocks = self.blocks.write();
+                        blocks.retain(|b| !group.iter().any(|g| Arc::ptr_eq(g, b)));
+                        blocks.push(merged);
+                        blocks.sort_by_key(|b| (b.index.min_t, b.index.resolution_ms));
+                    }
+                    for b in &group {
+                        std::fs::remove_dir_all(&b.dir)?;
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Deletes raw blocks past `retention_ms` and rollup blocks past the rollup retention
