@@ -314,22 +314,36 @@ fn alert_labels_of(for_state: &Labels) -> Labels {
     }
 }
 
-/// The `for` timers recorded before a restart, resumed: key → start.
-fn resume_for_state(db: &Tsdb, rules: &[AlertRule], now: i64) -> HashMap<String, i64> {
+/// The `for` timers recorded before a restart, resumed: key → (start, its [`FOR_STATE`]
+/// series).
+fn resume_for_state(db: &Tsdb, rules: &[AlertRule], now: i64) -> HashMap<String, (i64, Labels)> {
     let mut out = HashMap::new();
     let Ok(series) = db.select(&[Matcher::eq("__name__", FOR_STATE)], now - OUTAGE_TOLERANCE_MS, now) else { return out };
     for (labels, samples) in series {
-        let Some(&(down_at, since)) = samples.last() else { continue };
+        // A NaN last sample is a staleness marker: that timer had ended.
+        let Some(&(down_at, since)) = samples.last().filter(|p| !p.1.is_nan()) else { continue };
         let Some(rule) = labels.get(FOR_STATE_RULE).and_then(|id| rules.iter().find(|r| r.id == id)) else { continue };
         let alert_labels = alert_labels_of(&labels);
         let key = format!("{}|{}", rule.id, key_of(&alert_labels));
-        out.insert(key, resumed_since(since as i64, down_at, now, rule.for_s * 1000));
+        out.insert(key, (resumed_since(since as i64, down_at, now, rule.for_s * 1000), labels));
     }
     out
 }
 
 /// One evaluation of every rule: fire what holds, resolve what stopped.
-async fn evaluate(state: &AppState, db: &Arc<Tsdb>, pending: &mut HashMap<String, i64>, firing: &mut HashMap<String, String>) -> Result<(), String> {
+/// The alert loop's memory between evaluations.
+#[derive(Default)]
+struct Timers {
+    /// When each pending or firing key's condition started holding.
+    since: HashMap<String, i64>,
+    /// Each recorded key's [`FOR_STATE`] series, to end it with a staleness marker.
+    recorded: HashMap<String, Labels>,
+    /// Firing keys → alert id.
+    firing: HashMap<String, String>,
+}
+
+async fn evaluate(state: &AppState, db: &Arc<Tsdb>, timers: &mut Timers) -> Result<(), String> {
+    let Timers { since: pending, recorded, firing } = timers;
     let now = reel_domain::now_ms();
     let rules = state.store.alert_rules().await.map_err(|e| e.to_string())?;
     let mut live = std::collections::HashSet::new();
@@ -378,7 +392,8 @@ async fn evaluate(state: &AppState, db: &Arc<Tsdb>, pending: &mut HashMap<String
             }
             live.insert(key.clone());
             let since = *pending.entry(key.clone()).or_insert(now);
-            for_state.push((for_state_labels(&rule.id, &labels), now, since as f64));
+            let series = recorded.entry(key.clone()).or_insert_with(|| for_state_labels(&rule.id, &labels));
+            for_state.push((series.clone(), now, since as f64));
             if now - since < rule.for_s * 1000 || firing.contains_key(&key) {
                 continue;
             }
@@ -403,6 +418,15 @@ async fn evaluate(state: &AppState, db: &Arc<Tsdb>, pending: &mut HashMap<String
             firing.insert(key, alert.id);
         }
     }
+    // A timer that ended (its condition stopped, its series or rule went away) gets a
+    // staleness marker (NaN, as Prometheus writes), so a restart does not resume it.
+    let ended: Vec<String> = recorded.keys().filter(|k| !live.contains(*k)).cloned().collect();
+    for key in ended {
+        pending.remove(&key);
+        if let Some(series) = recorded.remove(&key) {
+            for_state.push((series, now, f64::NAN));
+        }
+    }
     if !for_state.is_empty() {
         let d = db.clone();
         match tokio::task::spawn_blocking(move || d.append(&for_state)).await {
@@ -424,18 +448,19 @@ async fn evaluate(state: &AppState, db: &Arc<Tsdb>, pending: &mut HashMap<String
 /// Evaluates the rules every `every` until the process ends.
 pub async fn alert_loop(state: AppState, every: Duration) {
     let Some(db) = state.tsdb.clone() else { return };
-    let mut firing: HashMap<String, String> = HashMap::new();
+    let mut timers = Timers::default();
     // `for` timers running before a restart resume where they were.
-    let mut pending = match state.store.alert_rules().await {
+    match state.store.alert_rules().await {
         Ok(rules) => {
             let (d, now) = (db.clone(), reel_domain::now_ms());
-            tokio::task::spawn_blocking(move || resume_for_state(&d, &rules, now)).await.unwrap_or_default()
+            let resumed = tokio::task::spawn_blocking(move || resume_for_state(&d, &rules, now)).await.unwrap_or_default();
+            for (key, (since, series)) in resumed {
+                timers.since.insert(key.clone(), since);
+                timers.recorded.insert(key, series);
+            }
         }
-        Err(e) => {
-            tracing::warn!(message = "cannot load alert rules", error = %e);
-            HashMap::new()
-        }
-    };
+        Err(e) => tracing::warn!(message = "cannot load alert rules", error = %e),
+    }
     // Alerts already firing (before a restart, or fired by another node on
     // the same database) are picked up, not fired a second time; they
     // resolve here when their condition stops holding.
@@ -443,15 +468,17 @@ pub async fn alert_loop(state: AppState, every: Duration) {
         Ok(alerts) => {
             for a in alerts.into_iter().filter(|a| a.state == "firing") {
                 let key = format!("{}|{}", a.rule_id, key_of_json(&a.labels));
-                pending.insert(key.clone(), a.fired_ms);
-                firing.insert(key, a.id);
+                let labels = Labels::new(a.labels.as_object().into_iter().flatten().map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string())));
+                timers.since.insert(key.clone(), a.fired_ms);
+                timers.recorded.insert(key.clone(), for_state_labels(&a.rule_id, &labels));
+                timers.firing.insert(key, a.id);
             }
         }
         Err(e) => tracing::warn!(message = "cannot load firing alerts", error = %e),
     }
     loop {
         tokio::time::sleep(every).await;
-        if let Err(e) = evaluate(&state, &db, &mut pending, &mut firing).await {
+        if let Err(e) = evaluate(&state, &db, &mut timers).await {
             tracing::warn!(message = "alert evaluation failed", error = %e);
         }
     }
@@ -509,9 +536,13 @@ mod tests {
         db.append(&[(for_state_labels(&rule.id, &labels), now, since as f64)]).expect("append");
         let resumed = resume_for_state(&db, std::slice::from_ref(&rule), now + 30_000);
         let key = format!("{}|{}", rule.id, key_of(&labels));
-        assert_eq!(resumed.get(&key), Some(&(since + 30_000)), "{resumed:?}");
+        assert_eq!(resumed.get(&key).map(|r| r.0), Some(since + 30_000), "{resumed:?}");
+        // A timer ended by a staleness marker is not resumed.
+        db.append(&[(for_state_labels(&rule.id, &labels), now + 5_000, f64::NAN)]).expect("append");
+        assert!(resume_for_state(&db, std::slice::from_ref(&rule), now + 30_000).is_empty());
+        db.append(&[(for_state_labels(&rule.id, &labels), now + 10_000, since as f64)]).expect("append");
         // A rule deleted meanwhile, or an outage past the tolerance: nothing.
         assert!(resume_for_state(&db, &[], now + 30_000).is_empty());
-        assert!(resume_for_state(&db, std::slice::from_ref(&rule), now + OUTAGE_TOLERANCE_MS + 1).is_empty());
+        assert!(resume_for_state(&db, std::slice::from_ref(&rule), now + 10_000 + OUTAGE_TOLERANCE_MS + 1).is_empty());
     }
 }

@@ -52,3 +52,46 @@ async fn a_pending_timer_resumes_after_a_crash() {
     );
     assert!(created.elapsed() >= Duration::from_secs(30), "fired before the rule's 30 s");
 }
+
+/// Pushes `reel_test_toggle <v>` every second for `secs`, and returns the rule's alerts after
+/// each push (the last list).
+async fn push_for(http: &reqwest::Client, base: &str, v: u8, secs: u64, mut stop: impl FnMut(&[Value]) -> bool, rule_id: &str) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let res = http.post(format!("{base}/api/v1/metrics/write")).body(format!("reel_test_toggle {v}\n")).send().await.expect("push");
+        assert!(res.status().is_success(), "{}", res.status());
+        let alerts = alerts_of(http, base, rule_id).await;
+        if stop(&alerts) || Instant::now() >= deadline {
+            return alerts;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// A Prometheus-style rule's series drops out of the result when its condition stops; the
+/// next time the condition holds, the `for` timer starts over instead of firing at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_episode_waits_its_full_for_duration() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("data");
+    let server = start(&["serve", "--data-dir", data.to_str().expect("utf-8")]).await;
+    let base = server.base.clone();
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("client");
+    let rule_json = json!({"name": "toggle", "kind": "promql", "expr": "reel_test_toggle > 0", "for_s": 15});
+    let rule = post(&http, format!("{base}/api/v1/alert-rules"), None, rule_json).await.expect("rule created");
+    let rule_id = rule["id"].as_str().expect("rule id").to_string();
+
+    let firing = |a: &[Value]| a.iter().filter(|a| a["state"] == "firing").count();
+    let alerts = push_for(&http, &base, 1, 45, |a| firing(a) == 1, &rule_id).await;
+    assert_eq!(firing(&alerts), 1, "the first episode fired: {alerts:?}");
+    let alerts = push_for(&http, &base, 0, 30, |a| firing(a) == 0, &rule_id).await;
+    assert_eq!(firing(&alerts), 0, "the first episode resolved: {alerts:?}");
+
+    // Holds again: nothing for the first 10 s (a stale timer would fire within 5 s).
+    let again = Instant::now();
+    let alerts = push_for(&http, &base, 1, 10, |a| firing(a) > 0, &rule_id).await;
+    assert_eq!(firing(&alerts), 0, "fired {:?} into the new episode", again.elapsed());
+    let alerts = push_for(&http, &base, 1, 30, |a| firing(a) > 0, &rule_id).await;
+    assert_eq!(firing(&alerts), 1, "the second episode fired: {alerts:?}");
+    assert!(again.elapsed() >= Duration::from_secs(15), "after {:?}", again.elapsed());
+}
