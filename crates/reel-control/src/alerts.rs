@@ -348,6 +348,7 @@ async fn evaluate(state: &AppState, db: &Arc<Tsdb>, timers: &mut Timers) -> Resu
     let rules = state.store.alert_rules().await.map_err(|e| e.to_string())?;
     let mut live = std::collections::HashSet::new();
     let mut for_state: Vec<(Labels, i64, f64)> = Vec::new();
+    let mut unknown = std::collections::HashSet::new();
     for rule in rules {
         let (d, expr, window) = (db.clone(), rule.expr.clone(), rule.window_s * 1000);
         let series: Vec<(Labels, Vec<(i64, f64)>)> = match tokio::task::spawn_blocking(move || d.query_range(&expr, now - window.max(ANALYSIS_WINDOW_MS), now, GRID_STEP_MS))
@@ -358,10 +359,16 @@ async fn evaluate(state: &AppState, db: &Arc<Tsdb>, timers: &mut Timers) -> Resu
             Ok(_) => continue,
             Err(e) => {
                 tracing::warn!(message = "alert rule query failed", rule = %rule.id, error = %e);
+                // Its timers are left as they are: a failed query is not a stopped condition.
+                unknown.insert(rule.id.clone());
                 continue;
             }
         };
         for (labels, points) in series {
+            // The timers' own series are not alerting signals (a name-less selector matches them).
+            if labels.name() == FOR_STATE {
+                continue;
+            }
             let key = format!("{}|{}", rule.id, key_of(&labels));
             let values: Vec<f64> = points.iter().map(|p| p.1).collect();
             let Some(&(last_t, last)) = points.last() else { continue };
@@ -420,7 +427,9 @@ async fn evaluate(state: &AppState, db: &Arc<Tsdb>, timers: &mut Timers) -> Resu
     }
     // A timer that ended (its condition stopped, its series or rule went away) gets a
     // staleness marker (NaN, as Prometheus writes), so a restart does not resume it.
-    let ended: Vec<String> = recorded.keys().filter(|k| !live.contains(*k)).cloned().collect();
+    // Keys whose condition is known to have stopped (their rule's query answered).
+    let stopped = |k: &&String| !live.contains(*k) && !k.split_once('|').is_some_and(|(rule, _)| unknown.contains(rule));
+    let ended: Vec<String> = recorded.keys().filter(stopped).cloned().collect();
     for key in ended {
         pending.remove(&key);
         if let Some(series) = recorded.remove(&key) {
@@ -436,7 +445,7 @@ async fn evaluate(state: &AppState, db: &Arc<Tsdb>, timers: &mut Timers) -> Resu
         }
     }
     // Resolve what no longer holds.
-    let gone: Vec<String> = firing.keys().filter(|k| !live.contains(*k)).cloned().collect();
+    let gone: Vec<String> = firing.keys().filter(stopped).cloned().collect();
     for k in gone {
         if let Some(id) = firing.remove(&k) {
             state.store.resolve_alert(&id, now).await.map_err(|e| e.to_string())?;

@@ -64,8 +64,9 @@ pub(crate) trait SegmentCost: Sync {
     /// the divisions then overlap) rather than one `error` call each.
     const BATCH_ERRORS: bool = false;
 
-    /// `out[i] = error(starts[i], end)`, for PELT's admissible starts
-    /// (ascending). A cost may batch them.
+    /// `out[i] = error(starts[i], end)`, for PELT's admissible starts:
+    /// ascending multiples of the `stride` last given to
+    /// [`Self::advance_to`] (a cost may rely on that to batch them).
     fn errors(&self, starts: &[usize], end: usize, out: &mut Vec<f64>) {
         out.clear();
         out.extend(starts.iter().map(|&t| self.error(t, end)));

@@ -286,8 +286,9 @@ pub(crate) mod avx512 {
             total[t] + ((len - block[t] / len) + pen)
         };
         let bound = block.len().min(total.len());
-        // Starts ascend, so the last is the largest.
-        let in_bounds = starts.last().is_none_or(|&t| t < bound) && bound <= i64::MAX as usize;
+        // Checked for every start (not just the last of PELT's ascending ones): the gathers
+        // below rely on it.
+        let in_bounds = starts.iter().all(|&t| t < bound) && bound <= i64::MAX as usize;
         if !in_bounds {
             for (o, &t) in out.iter_mut().zip(starts) {
                 *o = scalar(t);

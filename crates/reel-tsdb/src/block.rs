@@ -1,4 +1,4 @@
-//! Immutable on-disk blocks: one directory per time range holding `chunks` (concatenated
+//! Immutable on-disk blocks: one directory per block (`<min_t>-<max_t>-<resolution>-<unique>`) holding `chunks` (concatenated
 //! Gorilla chunks, each series' chunks contiguous) and `index`. Written into a `.tmp-*`
 //! directory, fsync'd, then renamed into place, so a crash leaves either no block or a whole one.
 //!
@@ -201,7 +201,14 @@ struct BlockWriter {
 
 impl BlockWriter {
     fn begin(blocks_dir: &Path, min_t: i64, max_t: i64, resolution_ms: i64) -> std::io::Result<BlockWriter> {
-        let name = format!("{min_t:020}-{max_t:020}-{resolution_ms}");
+        // Names are never reused (a merge's `sources` list names blocks): the time range and
+        // resolution, then when and in which order this process wrote it.
+        static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let name = format!("{min_t:020}-{max_t:020}-{resolution_ms}-{nanos:x}-{seq}");
         let tmp = blocks_dir.join(format!(".tmp-{name}"));
         let _ = std::fs::remove_dir_all(&tmp);
         std::fs::create_dir_all(&tmp)?;

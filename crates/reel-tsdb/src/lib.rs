@@ -646,10 +646,13 @@ impl Tsdb {
         }
         drop(head);
         drop(_gate);
-        // Appends go on while blocks are merged and expired.
+        // Appends go on while blocks expire and merge. Retention first: a merge that keeps
+        // failing (a full disk, a corrupt chunk) must not stop the step that frees space.
         let _one = self.maintenance.lock();
-        self.merge_blocks(cutoff)?;
-        self.apply_retention()
+        self.apply_retention()?;
+        // A window is complete only once data newer than its end exists, so flushing the whole
+        // head (`cutoff` = i64::MAX) does not merge windows still being written.
+        self.merge_blocks(cutoff.min(self.max_t.load(Ordering::Relaxed)))
     }
 
     /// Merges the blocks of each complete time window into one, Prometheus-style: compactions
@@ -693,6 +696,10 @@ impl Tsdb {
                     for b in &group {
                         std::fs::remove_dir_all(&b.dir)?;
                     }
+                    // Sources gone: the list has done its job (a stale list could name a
+                    // later block that reuses a name).
+                    std::fs::remove_file(dir.join(block::SOURCES_FILE))?;
+                    std::fs::File::open(&dir)?.sync_all()?;
                 }
             }
         }

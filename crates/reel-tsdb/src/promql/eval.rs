@@ -1014,8 +1014,9 @@ pub fn extrapolated_rate_across(
     let avg_interval = sampled / (pts.len() - 1) as f64;
     let (seam, step) = seam;
     let rolled = pts.partition_point(|p| p.0 < seam);
-    let (start_interval, end_interval) = if range_start < seam && rolled < pts.len() && step > 0 {
-        // The window begins in downsampled data and ends in raw data.
+    let (start_interval, end_interval) = if range_start < seam && rolled > 0 && rolled < pts.len() && step > 0 {
+        // The window begins in downsampled data and ends in raw data (a series with no
+        // sample before the seam is judged as Prometheus would).
         let raw = pts.len() - rolled;
         // Rollup samples are a bucket's last ones: a step apart, except where a compaction
         // cut a bucket (closer), so the step is the spacing to expect.
