@@ -1462,13 +1462,24 @@ mod tests {
         assert_eq!(bits(&sorted(&x)), bits(&want));
     }
 
+    /// A deterministic signal with level shifts every `period` samples.
+    fn stepped(n: usize, period: usize) -> Vec<f64> {
+        (0..n)
+            .map(|i| ((i * 7919 % 1013) as f64) / 300.0 + ((i / period) % 3) as f64 * 2.5)
+            .collect()
+    }
+
+    /// The RBF cost of `[t, end)` from the kernel sum computed pair by pair.
+    fn direct_error(direct: &Rbf<'_>, t: usize, end: usize) -> f64 {
+        let len = (end - t) as f64;
+        len - direct.block_sum(t, end) / len
+    }
+
     #[test]
     fn rbf_wide_steps_match_direct() {
         // Wide windows and long steps: the parallel cross sums, the
         // four-chain suffix sums and the general square block.
-        let x: Vec<f64> = (0..2600)
-            .map(|i| ((i * 7919 % 1013) as f64) / 300.0 + ((i / 400) % 3) as f64 * 2.5)
-            .collect();
+        let x = stepped(2600, 400);
         let g = rbf_median_gamma(&x);
         let mut inc = Rbf::new(&x, g);
         let direct = Rbf::new(&x, g);
@@ -1481,13 +1492,8 @@ mod tests {
         ] {
             inc.advance_to(end, lo, 1);
             for t in [lo, lo + 1, lo + 2, (lo + end) / 2, end - 3, end - 1] {
-                let a = inc.error(t, end);
-                let b = direct.block_sum(t, end);
-                let b = (end - t) as f64 - b / (end - t) as f64;
-                assert!(
-                    (a - b).abs() < 1e-9 * (1.0 + b.abs()),
-                    "{t}..{end}: {a} vs {b}"
-                );
+                let (a, b) = (inc.error(t, end), direct_error(&direct, t, end));
+                assert!((a - b).abs() < 1e-9 * (1.0 + b.abs()), "{t}..{end}: {a} vs {b}");
             }
             let starts: Vec<usize> = (lo..end).step_by(5).collect();
             let mut batch = Vec::new();
@@ -1502,9 +1508,7 @@ mod tests {
     fn rbf_strided_sweep_matches_direct() {
         // PELT's sweep with jump 5: only multiples of 5 (and the newest
         // step) are kept, through narrow and wide steps and moving `lo`.
-        let x: Vec<f64> = (0..1400)
-            .map(|i| ((i * 7919 % 1013) as f64) / 300.0 + ((i / 300) % 3) as f64 * 2.5)
-            .collect();
+        let x = stepped(1400, 300);
         let g = rbf_median_gamma(&x);
         let mut inc = Rbf::new(&x, g);
         let direct = Rbf::new(&x, g);
@@ -1515,17 +1519,13 @@ mod tests {
             let mut starts: Vec<usize> = (lo..end).step_by(5).collect();
             starts.extend([end - 2, end - 1]);
             for &t in &starts {
-                let a = inc.error(t, end);
-                let b = direct.block_sum(t, end);
-                let b = (end - t) as f64 - b / (end - t) as f64;
+                let (a, b) = (inc.error(t, end), direct_error(&direct, t, end));
                 assert!((a - b).abs() < 1e-9 * (1.0 + b.abs()), "{t}..{end}: {a} vs {b}");
             }
             // A start the sweep does not keep falls back to the direct sum.
             if end > lo + 12 && (lo + 6) < inc.mid {
                 let t = lo + 6;
-                let b = direct.block_sum(t, end);
-                let b = (end - t) as f64 - b / (end - t) as f64;
-                let a = inc.error(t, end);
+                let (a, b) = (inc.error(t, end), direct_error(&direct, t, end));
                 assert!((a - b).abs() < 1e-9 * (1.0 + b.abs()), "off-stride {t}..{end}");
             }
         }
@@ -1559,13 +1559,8 @@ mod tests {
         for end in [5usize, 10, 40, 45, 200, 300] {
             inc.advance_to(end, 3, 1);
             for t in [3usize, 4, end / 2, end - 1] {
-                let a = inc.error(t, end);
-                let b = direct.block_sum(t, end);
-                let b = (end - t) as f64 - b / (end - t) as f64;
-                assert!(
-                    (a - b).abs() < 1e-9 * (1.0 + b.abs()),
-                    "{t}..{end}: {a} vs {b}"
-                );
+                let (a, b) = (inc.error(t, end), direct_error(&direct, t, end));
+                assert!((a - b).abs() < 1e-9 * (1.0 + b.abs()), "{t}..{end}: {a} vs {b}");
             }
         }
         let (whole, left, right) = direct.split_profile(10, 90).unwrap_or_default();
