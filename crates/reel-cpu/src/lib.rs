@@ -56,6 +56,65 @@ fn widest() -> Isa {
     Isa::Base
 }
 
+/// Defines a function whose body is compiled three times — for x86-64-v4
+/// (AVX-512), for x86-64-v3 (AVX2) and for the baseline — and runs the
+/// build `$isa()` (the caller's cached [`detect`]) allows. The body should
+/// call `#[inline(always)]` code only, so that all of it gets the features.
+/// With `avx512 = path;` the v4 build is that hand-written function instead
+/// (same arguments, compiled for v4 or less).
+///
+/// The feature lists here are the levels [`detect`] checks, in one place:
+/// a build can never enable a feature the detection did not find.
+#[macro_export]
+macro_rules! multiversion {
+    (
+        isa = $isa:path;
+        $(#[$m:meta])*
+        $vis:vis fn $name:ident $(<$($g:ident: $bound:path),+>)? ($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block
+    ) => {
+        $crate::multiversion! {
+            @build $isa; v4; $(#[$m])* $vis fn $name $(<$($g: $bound),+>)? ($($arg: $ty),*) $(-> $ret)? $body
+        }
+    };
+    (
+        isa = $isa:path;
+        avx512 = $wide:path;
+        $(#[$m:meta])*
+        $vis:vis fn $name:ident $(<$($g:ident: $bound:path),+>)? ($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block
+    ) => {
+        $crate::multiversion! {
+            @build $isa; $wide; $(#[$m])* $vis fn $name $(<$($g: $bound),+>)? ($($arg: $ty),*) $(-> $ret)? $body
+        }
+    };
+    (
+        @build $isa:path; $wide:path;
+        $(#[$m:meta])*
+        $vis:vis fn $name:ident $(<$($g:ident: $bound:path),+>)? ($($arg:ident: $ty:ty),*) $(-> $ret:ty)? $body:block
+    ) => {
+        $(#[$m])*
+        $vis fn $name $(<$($g: $bound),+>)? ($($arg: $ty),*) $(-> $ret)? {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[allow(dead_code)]
+                #[target_feature(enable = "avx512f,avx512bw,avx512cd,avx512dq,avx512vl,avx2,fma,bmi1,bmi2,lzcnt,popcnt")]
+                fn v4 $(<$($g: $bound),+>)? ($($arg: $ty),*) $(-> $ret)? $body
+                #[target_feature(enable = "avx2,fma,bmi1,bmi2,lzcnt,popcnt")]
+                fn v3 $(<$($g: $bound),+>)? ($($arg: $ty),*) $(-> $ret)? $body
+                #[allow(unsafe_code)]
+                match $isa() {
+                    // SAFETY: `$isa` answers from `reel_cpu::detect`, which reports
+                    // a level only when the CPU has every feature the build enables.
+                    $crate::Isa::Avx512 => return unsafe { $wide($($arg),*) },
+                    // SAFETY: as above, for x86-64-v3.
+                    $crate::Isa::Avx2 => return unsafe { v3($($arg),*) },
+                    $crate::Isa::Base => {}
+                }
+            }
+            $body
+        }
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

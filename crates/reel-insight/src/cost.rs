@@ -372,7 +372,8 @@ fn add_suffix_sums(block: &mut [f64], s: &mut [f64], corner: f64) {
     }
 }
 
-crate::simd::dispatch! {
+reel_cpu::multiversion! {
+isa = crate::simd::isa;
 avx512 = crate::simd::avx512::block_row_sums;
 /// `rows[j] = Σ_{q > j} K(blk[j], blk[q])` for a block of at most
 /// [`SMALL_BLOCK`] samples: all pairs in one short vectorisable loop, then
@@ -424,7 +425,8 @@ fn add_strided_suffix_sums(block: &mut [f64], s: &[f64], first: usize, corner: f
     }
 }
 
-crate::simd::dispatch! {
+reel_cpu::multiversion! {
+isa = crate::simd::isa;
 avx512 = crate::simd::avx512::cross_sums;
 /// `out[j] = Σ_i K(rows[i], cols[j])` (`rows` non-empty), one row at a
 /// time so the loop over columns vectorises.
@@ -461,7 +463,8 @@ fn cross_sums(out: &mut [f64], cols: &[f64], rows: &[f64], gamma: f64) {
 }
 }
 
-crate::simd::dispatch! {
+reel_cpu::multiversion! {
+isa = crate::simd::isa;
 avx512 = crate::simd::avx512::row_into;
 /// `out[j] += K(xi, cols[j])` for every j; returns Σ_j K(xi, cols[j]).
 /// Like [`cross_sums`], with the row's total kept in four lanes so that

@@ -27,28 +27,19 @@ pub(crate) fn pelt<C: SegmentCost>(
 ) -> Result<Vec<usize>> {
     // Only the batched costs (RBF) gain: the others' loops are scalar, and wider builds
     // of them measured slower (L2, jump 1, n = 4,000: 8.2 ms AVX-512 vs 3.9 ms baseline).
-    #[cfg(target_arch = "x86_64")]
     if C::BATCH_ERRORS {
-        use crate::simd::{isa, Isa};
-        #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx2,fma")]
-        fn wide<C: SegmentCost>(c: &mut C, n: usize, p: f64, m: usize, j: usize) -> Result<Vec<usize>> {
-            search(c, n, p, m, j)
-        }
-        #[target_feature(enable = "avx2,fma")]
-        fn narrow<C: SegmentCost>(c: &mut C, n: usize, p: f64, m: usize, j: usize) -> Result<Vec<usize>> {
-            search(c, n, p, m, j)
-        }
-        #[allow(unsafe_code)]
-        match isa() {
-            // SAFETY: isa() answers Avx512 only after detecting every
-            // feature `wide` is compiled with.
-            Isa::Avx512 => return unsafe { wide(cost, n, pen, min_size, jump) },
-            // SAFETY: isa() answers Avx2 only after detecting avx2 and fma.
-            Isa::Avx2 => return unsafe { narrow(cost, n, pen, min_size, jump) },
-            Isa::Base => {}
-        }
+        search_built(cost, n, pen, min_size, jump)
+    } else {
+        search(cost, n, pen, min_size, jump)
     }
-    search(cost, n, pen, min_size, jump)
+}
+
+reel_cpu::multiversion! {
+    isa = crate::simd::isa;
+    /// [`search`] compiled for this CPU's widest build.
+    fn search_built<C: SegmentCost>(cost: &mut C, n: usize, pen: f64, min_size: usize, jump: usize) -> Result<Vec<usize>> {
+        search(cost, n, pen, min_size, jump)
+    }
 }
 
 #[inline(always)]

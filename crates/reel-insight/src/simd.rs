@@ -16,33 +16,6 @@ pub(crate) fn isa() -> Isa {
     *ISA.get_or_init(|| reel_cpu::detect("REEL_INSIGHT"))
 }
 
-/// Defines `$name(args)`, which runs the hand-written AVX-512 kernel
-/// `$wide` when [`isa`] allows it, else `$body` compiled for AVX2 + FMA
-/// (auto-vectorised), else `$body` as portable code. `$body` should call
-/// `#[inline(always)]` code only, so that all of it gets the features.
-macro_rules! dispatch {
-    (avx512 = $wide:path; $(#[$m:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
-        $(#[$m])*
-        $vis fn $name($($arg: $ty),*) $(-> $ret)? {
-            #[cfg(target_arch = "x86_64")]
-            {
-                #[target_feature(enable = "avx2,fma")]
-                fn narrow($($arg: $ty),*) $(-> $ret)? $body
-                #[allow(unsafe_code)]
-                match $crate::simd::isa() {
-                    // SAFETY: isa() answers Avx512 only after detecting every
-                    // feature `$wide` is compiled with.
-                    $crate::simd::Isa::Avx512 => return unsafe { $wide($($arg),*) },
-                    // SAFETY: isa() answers Avx2 only after detecting avx2 and fma.
-                    $crate::simd::Isa::Avx2 => return unsafe { narrow($($arg),*) },
-                    $crate::simd::Isa::Base => {}
-                }
-            }
-            $body
-        }
-    };
-}
-pub(crate) use dispatch;
 
 /// The AVX-512 build of the RBF kernel loops, written with intrinsics
 /// because its `exp` needs a table lookup that the compiler would turn into

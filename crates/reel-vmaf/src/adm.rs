@@ -54,35 +54,15 @@ pub fn adm(reference: &Plane, distorted: &Plane) -> AdmScore {
     }
     let bpc = u32::from(reference.bpc);
     let (rd, dd) = (&reference.data[..n], &distorted.data[..n]);
-    #[cfg(target_arch = "x86_64")]
-    match crate::isa::isa() {
-        crate::isa::Isa::Avx512 => {
-            #[allow(unsafe_code)]
-            // SAFETY: `isa()` found AVX-512 F/BW/VL/DQ/CD, AVX2, FMA and BMI2 (and more).
-            return unsafe { score_avx512(rd, dd, w, h, bpc) };
-        }
-        crate::isa::Isa::Avx2 => {
-            #[allow(unsafe_code)]
-            // SAFETY: `isa()` found AVX2, FMA and BMI2 (and more) on this CPU.
-            return unsafe { score_avx2(rd, dd, w, h, bpc) };
-        }
-        crate::isa::Isa::Base => {}
+    score_built(rd, dd, w, h, bpc)
+}
+
+reel_cpu::multiversion! {
+    isa = crate::isa::isa;
+    /// [`score`] compiled for this CPU's widest build (the same code, inlined).
+    fn score_built(rd: &[u16], dd: &[u16], w: usize, h: usize, bpc: u32) -> AdmScore {
+        score(rd, dd, w, h, bpc)
     }
-    score(rd, dd, w, h, bpc)
-}
-
-/// [`score`] compiled for AVX-512 (the same code, inlined here).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512cd,avx2,fma,bmi2")]
-fn score_avx512(rd: &[u16], dd: &[u16], w: usize, h: usize, bpc: u32) -> AdmScore {
-    score(rd, dd, w, h, bpc)
-}
-
-/// [`score`] compiled for AVX2 (the same code, inlined here).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma,bmi2")]
-fn score_avx2(rd: &[u16], dd: &[u16], w: usize, h: usize, bpc: u32) -> AdmScore {
-    score(rd, dd, w, h, bpc)
 }
 
 /// The whole computation for `w * h` samples of both frames.

@@ -122,16 +122,12 @@ fn motion_sad_impl(a: &[u16], b: &[u16], w: usize, h: usize, bpc: u32) -> u64 {
     sad
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512cd,avx2,fma,bmi1,bmi2,lzcnt,popcnt")]
-fn motion_sad_avx512(a: &[u16], b: &[u16], w: usize, h: usize, bpc: u32) -> u64 {
-    motion_sad_impl(a, b, w, h, bpc)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma,bmi1,bmi2,lzcnt,popcnt")]
-fn motion_sad_avx2(a: &[u16], b: &[u16], w: usize, h: usize, bpc: u32) -> u64 {
-    motion_sad_impl(a, b, w, h, bpc)
+reel_cpu::multiversion! {
+    isa = crate::isa::isa;
+    /// [`motion_sad_impl`] compiled for this CPU's widest build.
+    fn motion_sad_built(a: &[u16], b: &[u16], w: usize, h: usize, bpc: u32) -> u64 {
+        motion_sad_impl(a, b, w, h, bpc)
+    }
 }
 
 fn motion_sad_raw(a: &[u16], b: &[u16], w: usize, h: usize) -> u64 {
@@ -141,21 +137,7 @@ fn motion_sad_raw(a: &[u16], b: &[u16], w: usize, h: usize) -> u64 {
     }
     let bpc = u32::from(a[n].clamp(1, 16));
     let (a, b) = (&a[..n], &b[..n]);
-    #[cfg(target_arch = "x86_64")]
-    match crate::isa::isa() {
-        crate::isa::Isa::Avx512 => {
-            #[allow(unsafe_code)]
-            // SAFETY: isa() checked that the CPU has every feature motion_sad_avx512 enables.
-            return unsafe { motion_sad_avx512(a, b, w, h, bpc) };
-        }
-        crate::isa::Isa::Avx2 => {
-            #[allow(unsafe_code)]
-            // SAFETY: isa() checked that the CPU has every feature motion_sad_avx2 enables.
-            return unsafe { motion_sad_avx2(a, b, w, h, bpc) };
-        }
-        crate::isa::Isa::Base => {}
-    }
-    motion_sad_impl(a, b, w, h, bpc)
+    motion_sad_built(a, b, w, h, bpc)
 }
 
 /// libvmaf's per-pair motion score between the blurred data of the previous
