@@ -855,7 +855,7 @@ function ladderSection(doc) {
     h('thead', {}, h('tr', {}, h('th', {}, 'Rung'), h('th', {}, 'Resolution'), h('th', {}, 'Bitrate'), h('th', {}, 'VMAF'), h('th', {}, 'CRF'))),
     h('tbody', {}, rungs.map((r) => h('tr', { 'data-testid': 'ladder-rung' },
       h('td', {}, r.name), h('td', {}, `${r.width}×${r.height}`), h('td', {}, `${Math.round(r.kbps).toLocaleString()} kb/s`),
-      h('td', {}, r.vmaf.toFixed(2)), h('td', {}, String(r.crf))))));
+      h('td', {}, r.vmaf.toFixed(2)), h('td', {}, crfLabel(r))))));
   const fixed = doc.fixed;
   const summary = fixed
     ? h('p', { class: 'muted', 'data-testid': 'ladder-savings' },
@@ -867,8 +867,15 @@ function ladderSection(doc) {
     hullChart(doc), table, summary);
 }
 
-/** VMAF against bitrate: every candidate (dots, coloured by resolution),
- *  the convex hull (line), the chosen rungs (rings) and the fixed ladder (squares). */
+/** A rung's x264 CRF, or the range of its chunks' CRFs (per-shot). */
+function crfLabel(r) {
+  const c = r.shot_crfs || [];
+  const lo = Math.min(...c), hi = Math.max(...c);
+  return c.length && lo !== hi ? `${lo}–${hi} per shot` : String(r.crf);
+}
+
+/** VMAF against bitrate: every constant-CRF candidate (dots, coloured by
+ *  resolution), the convex hull of per-shot mixes (line), the chosen rungs (rings) and the fixed ladder (squares). */
 function hullChart(doc) {
   const W = 640, H = 300, L = 48, R = 12, T = 12, B = 36;
   const pts = [...(doc.candidates || []), ...((doc.fixed?.rungs || []).map((r) => r.fixed))];

@@ -145,7 +145,8 @@ pub struct IngestReport {
     pub dash: String,
 }
 
-const PLAN_VERSION: u32 = 1;
+/// 2: encodes are x264 "stitchable", so chunks at different CRFs join.
+const PLAN_VERSION: u32 = 2;
 
 fn bad(path: &Path, what: impl Into<String>) -> MediaError {
     MediaError::BadInput { path: path.to_path_buf(), what: what.into() }
@@ -276,20 +277,30 @@ pub async fn ingest(opts: &IngestOptions, progress: Arc<dyn IngestProgress>) -> 
         }
     }
 
-    // Aggregate per candidate over chunks.
+    // Aggregate per candidate over chunks, and per shot at each resolution.
     let duration_s = |frames: u64| frames as f64 / plan.probe.fps;
     let mut points = Vec::new();
+    // Per resolution, each chunk's encodes.
+    let mut by_size: std::collections::BTreeMap<(u32, u32), Vec<Vec<ladder::ChunkEncode>>> = Default::default();
+    let title_frames: u64 = plan.chunks.iter().map(|c| c.1 - c.0).sum();
     for c in &plan.candidates {
         let (mut bytes, mut frames, mut sum) = (0u64, 0u64, 0f64);
+        let mut encodes = Vec::with_capacity(plan.chunks.len());
         for k in 0..plan.chunks.len() {
             let path = result_path(&opts.work_dir, c, k);
             let r: EncodeResult = read_json(&path)?;
             bytes += r.bytes;
             frames += r.frames;
-            sum += r.vmaf.iter().sum::<f64>();
+            let chunk_sum = r.vmaf.iter().sum::<f64>();
+            sum += chunk_sum;
+            encodes.push(ladder::ChunkEncode { crf: c.crf, bits: r.bytes as f64 * 8.0, vmaf_sum: chunk_sum, frames: r.frames });
         }
         if frames == 0 {
             continue;
+        }
+        let per_chunk = by_size.entry((c.width, c.height)).or_insert_with(|| vec![Vec::new(); plan.chunks.len()]);
+        for (k, e) in encodes.into_iter().enumerate() {
+            per_chunk[k].push(e);
         }
         points.push(RatePoint {
             width: c.width,
@@ -297,9 +308,16 @@ pub async fn ingest(opts: &IngestOptions, progress: Arc<dyn IngestProgress>) -> 
             crf: c.crf,
             kbps: bytes as f64 * 8.0 / duration_s(frames) / 1000.0,
             vmaf: sum / frames as f64,
+            shot_crfs: Vec::new(),
         });
     }
-    let hull = ladder::convex_hull(&points);
+    // Per-shot mixes (each chunk at its own CRF, one resolution per rung)
+    // reach at least what constant CRFs do; the ladder comes from their hull.
+    let mut mixes = points.clone();
+    for ((w, h), per_chunk) in &by_size {
+        mixes.extend(ladder::per_shot_points(*w, *h, per_chunk, duration_s(title_frames)));
+    }
+    let hull = ladder::convex_hull(&mixes);
     let chosen = ladder::choose_ladder(&hull, opts.policy);
     let rungs = name_rungs(&chosen);
 
@@ -470,7 +488,9 @@ enum Rate {
 /// Encodes `input`, scaled (bicubic) to `size`, with x264 on the
 /// pipeline's keyframe grid (every `gop` frames, no scene-cut keyframes, so
 /// all renditions cut segments at the same instants), into `out` via a
-/// temporary name. One thread per encode: jobs run side by side instead.
+/// temporary name. The headers are "stitchable" (independent of the CRF),
+/// so a rung can join chunks encoded at different CRFs. One thread per
+/// encode: jobs run side by side instead.
 async fn encode_x264(ffmpeg: &Path, input: &Path, size: (u32, u32), rate: Rate, preset: &str, gop: u32, out: &Path) -> Result<()> {
     let tmp = out.with_extension("mp4.partial");
     let mut cmd = Command::new(ffmpeg);
@@ -482,7 +502,7 @@ async fn encode_x264(ffmpeg: &Path, input: &Path, size: (u32, u32), rate: Rate, 
         Rate::Crf(crf) => cmd.args(["-crf", &crf.to_string()]),
         Rate::Abr(kbps) => cmd.args(["-b:v", &format!("{kbps}k"), "-maxrate", &format!("{}k", kbps * 3 / 2), "-bufsize", &format!("{}k", kbps * 2)]),
     };
-    cmd.args(["-threads", "1", "-x264-params", &format!("keyint={gop}:min-keyint={gop}:scenecut=0")])
+    cmd.args(["-threads", "1", "-x264-params", &format!("keyint={gop}:min-keyint={gop}:scenecut=0:stitchable=1")])
         .args(["-an", "-f", "mp4"])
         .arg(&tmp)
         .kill_on_drop(true);
@@ -563,10 +583,10 @@ async fn package(ffmpeg: &Path, opts: &IngestOptions, plan: &Plan, rungs: &[Rung
     cmd.current_dir(&pkg).args(["-nostdin", "-hide_banner", "-loglevel", "error", "-y"]);
     for r in rungs {
         std::fs::create_dir_all(pkg.join(&r.name)).map_err(io_err(&pkg))?;
-        let cand = Candidate { width: r.point.width, height: r.point.height, crf: r.point.crf };
         let list = work.join(format!("concat-{}.txt", r.name));
         let mut text = String::new();
         for k in 0..plan.chunks.len() {
+            let cand = Candidate { width: r.point.width, height: r.point.height, crf: r.point.crf_of_chunk(k) };
             let p = encode_path(work, &cand, k);
             let p = std::fs::canonicalize(&p).map_err(io_err(&p))?;
             text.push_str(&format!("file '{}'\n", p.display().to_string().replace('\'', "'\\''")));
@@ -680,7 +700,7 @@ pub async fn fixed_ladder(work: &Path, progress: Arc<dyn IngestProgress>) -> Res
                 let bytes = mdat_bytes(&out)?;
                 let report = vmaf_of(reference.clone(), out).await?;
                 let secs = report.frames.len() as f64 / fps;
-                let point = RatePoint { width: w, height: h, crf: 0, kbps: bytes as f64 * 8.0 / secs / 1000.0, vmaf: report.pooled.mean };
+                let point = RatePoint { width: w, height: h, crf: 0, kbps: bytes as f64 * 8.0 / secs / 1000.0, vmaf: report.pooled.mean, shot_crfs: Vec::new() };
                 write_atomically(&result, &serde_json::to_vec(&point).map_err(|e| bad(&result, e.to_string()))?)?;
                 point
             };
@@ -727,7 +747,7 @@ mod tests {
 
     #[test]
     fn rung_names_are_unique() {
-        let p = |h: u32, kbps: f64| RatePoint { width: h, height: h, crf: 20, kbps, vmaf: 50.0 };
+        let p = |h: u32, kbps: f64| RatePoint { width: h, height: h, crf: 20, kbps, vmaf: 50.0, shot_crfs: Vec::new() };
         let names: Vec<String> = name_rungs(&[p(240, 100.0), p(480, 500.0), p(480, 900.4)]).into_iter().map(|r| r.name).collect();
         assert_eq!(names, vec!["240p", "480p", "480p-900k"]);
         for n in &names {

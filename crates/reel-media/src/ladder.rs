@@ -10,10 +10,116 @@ use serde::{Deserialize, Serialize};
 pub struct RatePoint {
     pub width: u32,
     pub height: u32,
-    /// x264 CRF for candidates; 0 for fixed-bitrate encodes.
+    /// x264 CRF for candidates; 0 for fixed-bitrate encodes. For a
+    /// per-shot point, the CRF most of its frames were encoded at.
     pub crf: u8,
     pub kbps: f64,
     pub vmaf: f64,
+    /// A per-shot point's CRF for each chunk, in order (empty: `crf` for
+    /// every chunk).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shot_crfs: Vec<u8>,
+}
+
+impl RatePoint {
+    /// The CRF used for chunk `k`.
+    pub fn crf_of_chunk(&self, k: usize) -> u8 {
+        self.shot_crfs.get(k).copied().unwrap_or(self.crf)
+    }
+
+    /// "26", or "22-30" for a per-shot point whose chunks differ.
+    pub fn crf_label(&self) -> String {
+        match (self.shot_crfs.iter().min(), self.shot_crfs.iter().max()) {
+            (Some(lo), Some(hi)) if lo != hi => format!("{lo}-{hi}"),
+            _ => self.crf.to_string(),
+        }
+    }
+}
+
+/// One chunk encoded at one CRF (at the resolution being composed).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ChunkEncode {
+    pub crf: u8,
+    /// The encode's size in bits.
+    pub bits: f64,
+    /// The sum of its frames' VMAF.
+    pub vmaf_sum: f64,
+    /// Its frame count.
+    pub frames: u64,
+}
+
+/// Per-shot encoding (Netflix's dynamic optimizer) at one resolution:
+/// every chunk picks its own CRF so that all chunks trade quality for bits
+/// at the same rate, which is the most quality any mix of the chunks'
+/// encodes gets for its bits. `chunks[k]` lists chunk `k`'s encodes and
+/// `seconds` is the title's length. Returns the mixes on the
+/// hull of (bitrate, mean VMAF), cheapest first; constant-CRF points of
+/// the title are among them or under their hull.
+///
+/// Each chunk's own hull has falling slopes, so applying every chunk's
+/// upgrade steps in order of falling slope visits exactly the optimal
+/// mixes (the Lagrangian solutions for every λ).
+pub fn per_shot_points(width: u32, height: u32, chunks: &[Vec<ChunkEncode>], seconds: f64) -> Vec<RatePoint> {
+    let frames: u64 = chunks.iter().map(|c| c.first().map_or(0, |e| e.frames)).sum();
+    if chunks.is_empty() || chunks.iter().any(Vec::is_empty) || frames == 0 || !(seconds > 0.0) {
+        return Vec::new();
+    }
+    // Each chunk's hull of (bits, vmaf_sum), cheapest first.
+    let hulls: Vec<Vec<ChunkEncode>> = chunks
+        .iter()
+        .map(|encodes| {
+            let pts: Vec<RatePoint> = encodes
+                .iter()
+                .map(|e| RatePoint { width, height, crf: e.crf, kbps: e.bits, vmaf: e.vmaf_sum, shot_crfs: Vec::new() })
+                .collect();
+            let n = encodes[0].frames;
+            convex_hull(&pts).into_iter().map(|p| ChunkEncode { crf: p.crf, bits: p.kbps, vmaf_sum: p.vmaf, frames: n }).collect()
+        })
+        .collect();
+    if hulls.iter().any(Vec::is_empty) {
+        return Vec::new();
+    }
+    // Every upgrade step (chunk k from hull point i to i + 1) with its slope.
+    let mut steps: Vec<(f64, usize, usize)> = Vec::new();
+    for (k, h) in hulls.iter().enumerate() {
+        for i in 1..h.len() {
+            let slope = (h[i].vmaf_sum - h[i - 1].vmaf_sum) / (h[i].bits - h[i - 1].bits);
+            steps.push((slope, k, i));
+        }
+    }
+    // Falling slope; within a chunk the hull's own order (its slopes fall).
+    steps.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
+    let mut at: Vec<usize> = vec![0; hulls.len()];
+    let point = |at: &[usize]| {
+        let (mut bits, mut vmaf) = (0.0, 0.0);
+        // Frames per CRF: the point's `crf` is the most used one.
+        let mut by_crf: Vec<(u8, u64)> = Vec::new();
+        for (k, &i) in at.iter().enumerate() {
+            let e = hulls[k][i];
+            bits += e.bits;
+            vmaf += e.vmaf_sum;
+            match by_crf.iter_mut().find(|(c, _)| *c == e.crf) {
+                Some((_, n)) => *n += e.frames,
+                None => by_crf.push((e.crf, e.frames)),
+            }
+        }
+        let crf = by_crf.iter().max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0))).map_or(0, |c| c.0);
+        RatePoint {
+            width,
+            height,
+            crf,
+            kbps: bits / seconds / 1000.0,
+            vmaf: vmaf / frames as f64,
+            shot_crfs: at.iter().enumerate().map(|(k, &i)| hulls[k][i].crf).collect(),
+        }
+    };
+    let mut out = vec![point(&at)];
+    for (_, k, i) in steps {
+        at[k] = i;
+        out.push(point(&at));
+    }
+    // Equal slopes across chunks can leave collinear points; keep the hull.
+    convex_hull(&out)
 }
 
 /// The upper convex hull of (bitrate, VMAF): the encodes no mix of others
@@ -61,14 +167,15 @@ pub struct LadderPolicy {
 
 impl Default for LadderPolicy {
     fn default() -> Self {
-        LadderPolicy { max_rungs: 6, step: 1.6, min_step: 1.25, top_vmaf: 95.0, min_vmaf: 20.0 }
+        LadderPolicy { max_rungs: 8, step: 1.6, min_step: 1.25, top_vmaf: 95.0, min_vmaf: 20.0 }
     }
 }
 
-/// Picks rungs from the hull: the top rung first, then down, each time the
-/// hull point nearest (in log bitrate) to `step` times cheaper than the last
-/// rung, never closer than `min_step`; the hull's cheapest point closes the
-/// ladder when there is room.
+/// Picks rungs from the hull between its cheapest worthwhile point (the
+/// bottom rung, for the worst networks) and the top rung, spaced evenly in
+/// log bitrate: `step` apart, or wider when `max_rungs` would not span the
+/// range otherwise. Each rung is the hull point nearest its target, and
+/// neighbouring rungs are never closer than `min_step`.
 pub fn choose_ladder(hull: &[RatePoint], policy: LadderPolicy) -> Vec<RatePoint> {
     let floor = hull.iter().position(|p| p.vmaf >= policy.min_vmaf).unwrap_or(hull.len().saturating_sub(1));
     let hull = &hull[floor.min(hull.len())..];
@@ -76,27 +183,28 @@ pub fn choose_ladder(hull: &[RatePoint], policy: LadderPolicy) -> Vec<RatePoint>
         return Vec::new();
     }
     let top = hull.iter().position(|p| p.vmaf >= policy.top_vmaf).unwrap_or(hull.len() - 1);
+    let (hi, lo) = (hull[top].kbps, hull[0].kbps);
+    let span = (hi / lo).ln().max(0.0);
+    let n = ((span / policy.step.ln()).ceil() as usize + 1).clamp(1, policy.max_rungs.max(1));
     let mut rungs = vec![hull[top].clone()];
     let mut below = top;
-    while rungs.len() < policy.max_rungs {
+    for i in 1..n.saturating_sub(1) {
         let last = rungs.last().map_or(f64::INFINITY, |r| r.kbps);
-        let target = (last / policy.step).ln();
+        let target = hi.ln() - span * i as f64 / (n - 1) as f64;
         let pick = hull[..below]
             .iter()
             .enumerate()
-            .filter(|(_, p)| p.kbps * policy.min_step <= last)
+            .skip(1)
+            .filter(|(_, p)| p.kbps * policy.min_step <= last && p.kbps >= lo * policy.min_step)
             .min_by(|(_, a), (_, b)| (a.kbps.ln() - target).abs().total_cmp(&(b.kbps.ln() - target).abs()));
         let Some((i, p)) = pick else { break };
         rungs.push(p.clone());
         below = i;
     }
     // The cheapest point gives the worst networks something to play.
-    if rungs.len() < policy.max_rungs && rungs.last() != hull.first() {
-        let cheapest = &hull[0];
-        let last = rungs.last().map_or(f64::INFINITY, |r| r.kbps);
-        if cheapest.kbps * policy.min_step <= last {
-            rungs.push(cheapest.clone());
-        }
+    let last = rungs.last().map_or(f64::INFINITY, |r| r.kbps);
+    if top > 0 && rungs.len() < policy.max_rungs && lo * policy.min_step <= last {
+        rungs.push(hull[0].clone());
     }
     rungs.reverse();
     rungs
@@ -176,7 +284,7 @@ mod tests {
     use super::*;
 
     fn p(h: u32, crf: u8, kbps: f64, vmaf: f64) -> RatePoint {
-        RatePoint { width: h * 3 / 2, height: h, crf, kbps, vmaf }
+        RatePoint { width: h * 3 / 2, height: h, crf, kbps, vmaf, shot_crfs: Vec::new() }
     }
 
     #[test]
@@ -223,5 +331,72 @@ mod tests {
         assert_eq!(c.unreached, 1);
         assert!((c.savings - (1.0 - (250.0 + 1750.0) / (235.0 + 1750.0))).abs() < 1e-12);
         assert_eq!(kbps_at(&ours, 10.0), Some(100.0));
+    }
+
+    /// Two shots: an easy one whose quality saturates early and a hard
+    /// one that keeps gaining; three CRFs each.
+    fn two_shots() -> Vec<Vec<ChunkEncode>> {
+        let e = |crf, kbits: f64, mean: f64| ChunkEncode { crf, bits: kbits * 1000.0, vmaf_sum: mean * 50.0, frames: 50 };
+        vec![
+            vec![e(22, 400.0, 97.0), e(30, 150.0, 93.0), e(38, 60.0, 80.0)],
+            vec![e(22, 4000.0, 85.0), e(30, 1500.0, 70.0), e(38, 600.0, 62.0)],
+        ]
+    }
+
+    #[test]
+    fn per_shot_mixes_are_the_best_any_mix_gets() {
+        let chunks = two_shots();
+        let mixes = per_shot_points(720, 480, &chunks, 4.0);
+        // Every mix of the 3 x 3 encodes lies on or under the per-shot hull.
+        for a in &chunks[0] {
+            for b in &chunks[1] {
+                let kbps = (a.bits + b.bits) / 4.0 / 1000.0;
+                let vmaf = (a.vmaf_sum + b.vmaf_sum) / 100.0;
+                let reach = kbps_at_rate(&mixes, kbps);
+                assert!(vmaf <= reach + 1e-9, "mix {kbps} kb/s {vmaf} beats the hull ({reach})");
+            }
+        }
+        // The cheapest mix is both shots at CRF 38, the dearest both at 22.
+        assert_eq!(mixes.first().map(|m| m.shot_crfs.clone()), Some(vec![38, 38]));
+        assert_eq!(mixes.last().map(|m| m.shot_crfs.clone()), Some(vec![22, 22]));
+        // At the bits of constant CRF 30 (1,650 kbit), the best mix spends
+        // them differently and gets more: the easy shot stays cheap.
+        let constant_30 = (150.0 + 1500.0) / 4.0;
+        let at = kbps_at_rate(&mixes, constant_30);
+        assert!(at > (93.0 + 70.0) / 2.0 + 0.5, "per-shot {at} vs constant CRF 81.5");
+        let mixed = mixes.iter().find(|m| m.shot_crfs[0] != m.shot_crfs[1]).map(|m| m.crf_label());
+        assert!(mixed.as_ref().is_some_and(|l| l.contains('-')), "{mixed:?}");
+        assert_eq!(mixes[0].crf_of_chunk(1), 38);
+        // Nothing to compose: no points, not a panic.
+        assert!(per_shot_points(720, 480, &[], 4.0).is_empty());
+        assert!(per_shot_points(720, 480, &[vec![], chunks[0].clone()], 4.0).is_empty());
+    }
+
+    /// Quality along a hull at a bitrate (linear between points).
+    fn kbps_at_rate(hull: &[RatePoint], kbps: f64) -> f64 {
+        hull.windows(2)
+            .find(|w| w[0].kbps <= kbps && kbps <= w[1].kbps)
+            .map(|w| w[0].vmaf + (kbps - w[0].kbps) / (w[1].kbps - w[0].kbps) * (w[1].vmaf - w[0].vmaf))
+            .unwrap_or(f64::NAN)
+    }
+
+    #[test]
+    fn a_wide_hull_gets_rungs_from_bottom_to_top() {
+        // 100 kb/s to 10 Mb/s: eight rungs must reach both ends.
+        let hull: Vec<RatePoint> = (0..40)
+            .map(|i| {
+                let kbps = 100.0 * 1.13f64.powi(i);
+                p(480, 40 - i as u8 / 2, kbps, 20.0 + 80.0 * (1.0 - (-(i as f64) / 12.0).exp()))
+            })
+            .collect();
+        let ladder = choose_ladder(&hull, LadderPolicy::default());
+        assert_eq!(ladder.len(), 8);
+        assert_eq!(ladder.first().map(|r| r.kbps), Some(100.0));
+        assert!(ladder.last().is_some_and(|r| r.vmaf >= 95.0 && r.kbps > 5000.0));
+        assert!(ladder.windows(2).all(|w| w[1].kbps >= 1.25 * w[0].kbps));
+        // Evenly spread: no step more than twice another.
+        let steps: Vec<f64> = ladder.windows(2).map(|w| w[1].kbps / w[0].kbps).collect();
+        let (lo, hi) = steps.iter().fold((f64::MAX, 0f64), |(a, b), &s| (a.min(s), b.max(s)));
+        assert!(hi < 2.0 * lo, "{steps:?}");
     }
 }

@@ -167,6 +167,9 @@ pub async fn run(cmd: MediaCommand) -> Result<()> {
                 progress.done();
                 let points: Vec<RatePoint> = doc.ladder.iter().map(|r| r.point.clone()).collect();
                 doc.fixed = Some(reel_media::ladder::compare(&points, &fixed));
+                let hull = reel_media::ladder::convex_hull(&doc.candidates);
+                let constant = reel_media::ladder::choose_ladder(&hull, reel_media::ladder::LadderPolicy::default());
+                doc.constant_crf = Some(reel_media::ladder::compare(&constant, &fixed));
                 db.set_ladder(&title, &serde_json::to_string(&doc)?).await?;
             }
             if json {
@@ -176,6 +179,10 @@ pub async fn run(cmd: MediaCommand) -> Result<()> {
             print_ladder(&doc.ladder, &doc.hull);
             if let Some(c) = &doc.fixed {
                 print_comparison(c);
+            }
+            if let Some(c) = &doc.constant_crf {
+                let (how, share) = if c.savings >= 0.0 { ("fewer", c.savings) } else { ("more", -c.savings) };
+                println!("(a ladder of constant-CRF encodes, without per-shot CRFs: {:.1}% {how} bits)", share * 100.0);
             }
             Ok(())
         }
@@ -299,6 +306,10 @@ struct LadderDoc {
     ladder: Vec<Rung>,
     #[serde(default)]
     fixed: Option<Comparison>,
+    /// The same comparison for a ladder of constant-CRF encodes (what
+    /// per-title encoding gets without per-shot CRFs), for reference.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    constant_crf: Option<Comparison>,
 }
 
 /// Creates the title if needed, then records the ladder and the renditions
@@ -336,6 +347,7 @@ async fn register(db: &reel_store::Store, id: &str, name: Option<String>, file: 
         hull: report.hull.clone(),
         ladder: report.ladder.clone(),
         fixed: None,
+        constant_crf: None,
     };
     db.set_ladder(id, &serde_json::to_string(&doc)?).await?;
     let renditions: Vec<reel_store::Rendition> = report.renditions.iter().map(reel_control::demo::rendition_row).collect();
@@ -348,7 +360,7 @@ fn print_ladder(ladder: &[Rung], hull: &[RatePoint]) {
     println!("{:<12} {:>10} {:>6} {:>10} {:>8}", "rung", "resolution", "crf", "kbps", "vmaf");
     for r in ladder {
         let p = &r.point;
-        println!("{:<12} {:>10} {:>6} {:>10.0} {:>8.2}", r.name, format!("{}x{}", p.width, p.height), p.crf, p.kbps, p.vmaf);
+        println!("{:<12} {:>10} {:>6} {:>10.0} {:>8.2}", r.name, format!("{}x{}", p.width, p.height), p.crf_label(), p.kbps, p.vmaf);
     }
     // The hull, drawn: VMAF against bitrate, rungs marked.
     let (w, h) = (60usize, 12usize);
