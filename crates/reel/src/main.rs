@@ -10,6 +10,7 @@ mod recs;
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
+    quiet_on_closed_stdout();
     let args = cli::Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
@@ -27,4 +28,18 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// `reel … | head` closes the pipe early: like any Unix tool, stop quietly
+/// (exit status 141, as if killed by SIGPIPE) instead of reporting the
+/// failed write as a crash.
+fn quiet_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let msg = info.payload().downcast_ref::<String>().map(String::as_str).or_else(|| info.payload().downcast_ref::<&str>().copied());
+        if msg.is_some_and(|m| m.starts_with("failed printing to stdout") && m.contains("Broken pipe")) {
+            std::process::exit(141);
+        }
+        default(info);
+    }));
 }

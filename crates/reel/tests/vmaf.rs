@@ -87,6 +87,24 @@ fn raw_input_of_the_wrong_size_is_a_clear_error() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--pix-fmt"));
 }
 
+#[test]
+fn a_reader_that_goes_away_stops_reel_quietly() {
+    // `reel media vmaf … | head -0`: the pipe is closed before reel writes.
+    let stem = "test_0_1_src01_hrc00_576x324_576x324_vs_src01_hrc01_576x324_576x324_q_160x90.yuv";
+    let (r, d) = (yuv(&format!("ref_{stem}")), yuv(&format!("dis_{stem}")));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_reel"))
+        .args(["media", "vmaf", "--ref", &r, "--dist", &d, "--width", "160", "--height", "90"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run reel");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("wait");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "no crash report: {err}");
+    assert_eq!(out.status.code(), Some(141), "exits as a SIGPIPE'd tool would: {err}");
+}
+
 /// The static ffmpeg with libvmaf from PyPI's imageio-ffmpeg.
 fn oracle() -> PathBuf {
     let out = Command::new("python3")
