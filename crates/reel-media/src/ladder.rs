@@ -173,8 +173,8 @@ impl Default for LadderPolicy {
 
 /// Picks rungs from the hull between its cheapest worthwhile point (the
 /// bottom rung, for the worst networks) and the top rung, spaced evenly in
-/// log bitrate: `step` apart, or wider when `max_rungs` would not span the
-/// range otherwise. Each rung is the hull point nearest its target, and
+/// log bitrate: at most `step` apart, or wider when `max_rungs` would not
+/// span the range otherwise. Each rung is the hull point nearest its target, and
 /// neighbouring rungs are never closer than `min_step`.
 pub fn choose_ladder(hull: &[RatePoint], policy: LadderPolicy) -> Vec<RatePoint> {
     let floor = hull.iter().position(|p| p.vmaf >= policy.min_vmaf).unwrap_or(hull.len().saturating_sub(1));
