@@ -282,7 +282,6 @@ pub async fn ingest(opts: &IngestOptions, progress: Arc<dyn IngestProgress>) -> 
     let mut points = Vec::new();
     // Per resolution, each chunk's encodes.
     let mut by_size: std::collections::BTreeMap<(u32, u32), Vec<Vec<ladder::ChunkEncode>>> = Default::default();
-    let title_frames: u64 = plan.chunks.iter().map(|c| c.1 - c.0).sum();
     for c in &plan.candidates {
         let (mut bytes, mut frames, mut sum) = (0u64, 0u64, 0f64);
         let mut encodes = Vec::with_capacity(plan.chunks.len());
@@ -315,7 +314,7 @@ pub async fn ingest(opts: &IngestOptions, progress: Arc<dyn IngestProgress>) -> 
     // reach at least what constant CRFs do; the ladder comes from their hull.
     let mut mixes = points.clone();
     for ((w, h), per_chunk) in &by_size {
-        mixes.extend(ladder::per_shot_points(*w, *h, per_chunk, duration_s(title_frames)));
+        mixes.extend(ladder::per_shot_points(*w, *h, per_chunk, plan.probe.fps));
     }
     let hull = ladder::convex_hull(&mixes);
     let chosen = ladder::choose_ladder(&hull, opts.policy);

@@ -51,17 +51,18 @@ pub struct ChunkEncode {
 /// Per-shot encoding (Netflix's dynamic optimizer) at one resolution:
 /// every chunk picks its own CRF so that all chunks trade quality for bits
 /// at the same rate, which is the most quality any mix of the chunks'
-/// encodes gets for its bits. `chunks[k]` lists chunk `k`'s encodes and
-/// `seconds` is the title's length. Returns the mixes on the
+/// encodes gets for its bits. `chunks[k]` lists chunk `k`'s encodes; `fps`
+/// turns frames into seconds. Returns the mixes on the
 /// hull of (bitrate, mean VMAF), cheapest first; constant-CRF points of
 /// the title are among them or under their hull.
 ///
 /// Each chunk's own hull has falling slopes, so applying every chunk's
 /// upgrade steps in order of falling slope visits exactly the optimal
 /// mixes (the Lagrangian solutions for every λ).
-pub fn per_shot_points(width: u32, height: u32, chunks: &[Vec<ChunkEncode>], seconds: f64) -> Vec<RatePoint> {
+pub fn per_shot_points(width: u32, height: u32, chunks: &[Vec<ChunkEncode>], fps: f64) -> Vec<RatePoint> {
     let frames: u64 = chunks.iter().map(|c| c.first().map_or(0, |e| e.frames)).sum();
-    if chunks.is_empty() || chunks.iter().any(Vec::is_empty) || frames == 0 || !(seconds > 0.0) {
+    let seconds = frames as f64 / fps;
+    if chunks.is_empty() || chunks.iter().any(Vec::is_empty) || frames == 0 || !(seconds > 0.0 && seconds.is_finite()) {
         return Vec::new();
     }
     // Each chunk's hull of (bits, vmaf_sum), cheapest first.
@@ -346,7 +347,7 @@ mod tests {
     #[test]
     fn per_shot_mixes_are_the_best_any_mix_gets() {
         let chunks = two_shots();
-        let mixes = per_shot_points(720, 480, &chunks, 4.0);
+        let mixes = per_shot_points(720, 480, &chunks, 25.0);
         // Every mix of the 3 x 3 encodes lies on or under the per-shot hull.
         for a in &chunks[0] {
             for b in &chunks[1] {
@@ -368,8 +369,9 @@ mod tests {
         assert!(mixed.as_ref().is_some_and(|l| l.contains('-')), "{mixed:?}");
         assert_eq!(mixes[0].crf_of_chunk(1), 38);
         // Nothing to compose: no points, not a panic.
-        assert!(per_shot_points(720, 480, &[], 4.0).is_empty());
-        assert!(per_shot_points(720, 480, &[vec![], chunks[0].clone()], 4.0).is_empty());
+        assert!(per_shot_points(720, 480, &[], 25.0).is_empty());
+        assert!(per_shot_points(720, 480, &[vec![], chunks[0].clone()], 25.0).is_empty());
+        assert!(per_shot_points(720, 480, &chunks, 0.0).is_empty());
     }
 
     /// Quality along a hull at a bitrate (linear between points).
