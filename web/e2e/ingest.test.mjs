@@ -84,6 +84,31 @@ test('an ingested title shows its ladder to an operator and plays over HLS', { t
     assert.ok(played.ended || played.t - t0 >= 1.5, `video advanced from ${t0} to ${played.t}`);
     const sizes = report.ladder.map((r) => `${r.width}x${r.height}`);
     assert.ok(sizes.includes(`${played.w}x${played.h}`), `playing one of the ladder's renditions (${played.w}x${played.h} in ${sizes})`);
+
+    // ---- a per-shot rung (its chunks at different CRFs, joined) plays too ----
+    const mixed = report.ladder.filter((r) => (r.shot_crfs || []).some((c) => c !== r.shot_crfs[0]));
+    assert.ok(mixed.length > 0, `this grid gives Seeking per-shot rungs: ${JSON.stringify(report.ladder)}`);
+    for (const rung of mixed) {
+      assert.ok(rows.some((r) => r.includes(rung.name) && r.includes('per shot')), `${rung.name} shows its per-shot CRFs: ${JSON.stringify(rows)}`);
+    }
+    const rung = mixed[mixed.length - 1];
+    const switched = await page.evaluate((name) => {
+      const { hls, video } = window.__reelPlayer;
+      const idx = hls.levels.findIndex((l) => l.uri.includes(`/${name}/`) || l.uri.startsWith(`${name}/`));
+      if (idx < 0) return { idx, uris: hls.levels.map((l) => l.uri) };
+      hls.currentLevel = idx; // switch now, dropping what is buffered
+      video.currentTime = 0;
+      video.play();
+      return { idx, frames: video.getVideoPlaybackQuality().totalVideoFrames };
+    }, rung.name);
+    assert.ok(switched.idx >= 0, `the master playlist offers ${rung.name}: ${JSON.stringify(switched.uris)}`);
+    await waitInPage(page, `the per-shot rung ${rung.name} to play past its first chunk`, ({ idx, frames }) => {
+      const { hls, video } = window.__reelPlayer;
+      const q = video.getVideoPlaybackQuality();
+      return hls.currentLevel === idx && !video.error && video.currentTime > 2.5 && q.totalVideoFrames > frames + 50
+        && video.videoWidth === hls.levels[idx].width;
+    }, switched, 60_000);
+    assert.deepEqual(problems, [], `no page errors after the switch: ${problems.join('; ')}`);
     assert.deepEqual(problems, [], `no page errors: ${problems.join('; ')}`);
   } catch (err) {
     err.message += server.tail();
