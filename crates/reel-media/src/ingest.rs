@@ -194,7 +194,7 @@ pub async fn ingest(opts: &IngestOptions, progress: Arc<dyn IngestProgress>) -> 
         }
         _ => {
             // A new source or new settings: start clean.
-            for sub in ["source", "encodes"] {
+            for sub in ["source", "encodes", "fixed"] {
                 let d = opts.work_dir.join(sub);
                 if d.exists() {
                     std::fs::remove_dir_all(&d).map_err(io_err(&d))?;
@@ -292,7 +292,11 @@ pub async fn ingest(opts: &IngestOptions, progress: Arc<dyn IngestProgress>) -> 
             frames += r.frames;
             let chunk_sum = r.vmaf.iter().sum::<f64>();
             sum += chunk_sum;
-            encodes.push(ladder::ChunkEncode { crf: c.crf, bits: r.bytes as f64 * 8.0, vmaf_sum: chunk_sum, frames: r.frames });
+            // The chunk's planned length, so every encode of it weighs the
+            // same even if one scored fewer frames.
+            let planned = plan.chunks[k].1 - plan.chunks[k].0;
+            let mean = if r.vmaf.is_empty() { 0.0 } else { chunk_sum / r.vmaf.len() as f64 };
+            encodes.push(ladder::ChunkEncode { crf: c.crf, bits: r.bytes as f64 * 8.0, vmaf_sum: mean * planned as f64, frames: planned });
         }
         if frames == 0 {
             continue;
@@ -316,9 +320,14 @@ pub async fn ingest(opts: &IngestOptions, progress: Arc<dyn IngestProgress>) -> 
     for ((w, h), per_chunk) in &by_size {
         mixes.extend(ladder::per_shot_points(*w, *h, per_chunk, plan.probe.fps));
     }
-    let hull = ladder::convex_hull(&mixes);
+    let mut hull = ladder::convex_hull(&mixes);
     let chosen = ladder::choose_ladder(&hull, opts.policy);
     let rungs = name_rungs(&chosen);
+    // The report keeps per-chunk CRFs for the rungs only: on a long title
+    // every hull point's list would be thousands of entries.
+    for p in &mut hull {
+        p.shot_crfs = Vec::new();
+    }
 
     progress.stage("packaging HLS and DASH", 0);
     let renditions = package(&ffmpeg, opts, &plan, &rungs).await?;

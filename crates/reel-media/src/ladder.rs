@@ -80,17 +80,34 @@ pub fn per_shot_points(width: u32, height: u32, chunks: &[Vec<ChunkEncode>], fps
     if hulls.iter().any(Vec::is_empty) {
         return Vec::new();
     }
-    // Every upgrade step (chunk k from hull point i to i + 1) with its slope.
+    // Every upgrade step (chunk k from hull point i to i + 1) with its
+    // slope, never above the chunk's previous step's (rounding could
+    // otherwise order a chunk's steps backwards).
     let mut steps: Vec<(f64, usize, usize)> = Vec::new();
     for (k, h) in hulls.iter().enumerate() {
+        let mut prev = f64::INFINITY;
         for i in 1..h.len() {
-            let slope = (h[i].vmaf_sum - h[i - 1].vmaf_sum) / (h[i].bits - h[i - 1].bits);
+            let slope = ((h[i].vmaf_sum - h[i - 1].vmaf_sum) / (h[i].bits - h[i - 1].bits)).min(prev);
+            prev = slope;
             steps.push((slope, k, i));
         }
     }
-    // Falling slope; within a chunk the hull's own order (its slopes fall).
+    // Falling slope; within a chunk the hull's own order.
     steps.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
+    // Which mixes to keep (counted in steps applied): a long title has
+    // thousands of steps, and a ladder needs none closer than MIX_SPACING.
     let mut at: Vec<usize> = vec![0; hulls.len()];
+    let mut bits: f64 = hulls.iter().map(|h| h[0].bits).sum();
+    let mut kept_bits = bits;
+    let mut keep = vec![0usize];
+    for (j, &(_, k, i)) in steps.iter().enumerate() {
+        bits += hulls[k][i].bits - hulls[k][at[k]].bits;
+        at[k] = i;
+        if bits >= kept_bits * MIX_SPACING || j + 1 == steps.len() {
+            keep.push(j + 1);
+            kept_bits = bits;
+        }
+    }
     let point = |at: &[usize]| {
         let (mut bits, mut vmaf) = (0.0, 0.0);
         // Frames per CRF: the point's `crf` is the most used one.
@@ -114,14 +131,25 @@ pub fn per_shot_points(width: u32, height: u32, chunks: &[Vec<ChunkEncode>], fps
             shot_crfs: at.iter().enumerate().map(|(k, &i)| hulls[k][i].crf).collect(),
         }
     };
-    let mut out = vec![point(&at)];
-    for (_, k, i) in steps {
-        at[k] = i;
-        out.push(point(&at));
+    // Replay the steps, writing out the kept mixes.
+    at.fill(0);
+    let mut out = Vec::with_capacity(keep.len());
+    let mut next = keep.into_iter().peekable();
+    for applied in 0..=steps.len() {
+        if applied > 0 {
+            let (_, k, i) = steps[applied - 1];
+            at[k] = i;
+        }
+        if next.next_if_eq(&applied).is_some() {
+            out.push(point(&at));
+        }
     }
     // Equal slopes across chunks can leave collinear points; keep the hull.
     convex_hull(&out)
 }
+
+/// Per-shot mixes kept along the hull are at least this bitrate ratio apart.
+const MIX_SPACING: f64 = 1.01;
 
 /// The upper convex hull of (bitrate, VMAF): the encodes no mix of others
 /// beats, in increasing bitrate and quality.
@@ -186,7 +214,9 @@ pub fn choose_ladder(hull: &[RatePoint], policy: LadderPolicy) -> Vec<RatePoint>
     let top = hull.iter().position(|p| p.vmaf >= policy.top_vmaf).unwrap_or(hull.len() - 1);
     let (hi, lo) = (hull[top].kbps, hull[0].kbps);
     let span = (hi / lo).ln().max(0.0);
-    let n = ((span / policy.step.ln()).ceil() as usize + 1).clamp(1, policy.max_rungs.max(1));
+    // A step of 1 or less would ask for endless rungs: at most max_rungs.
+    let per_step = policy.step.max(1.0 + 1e-9).ln();
+    let n = ((span / per_step).ceil().min(1e6) as usize).saturating_add(1).clamp(1, policy.max_rungs.max(1));
     let mut rungs = vec![hull[top].clone()];
     let mut below = top;
     for i in 1..n.saturating_sub(1) {
@@ -400,5 +430,60 @@ mod tests {
         let steps: Vec<f64> = ladder.windows(2).map(|w| w[1].kbps / w[0].kbps).collect();
         let (lo, hi) = steps.iter().fold((f64::MAX, 0f64), |(a, b), &s| (a.min(s), b.max(s)));
         assert!(hi < 2.0 * lo, "{steps:?}");
+    }
+
+    #[test]
+    fn per_shot_handles_one_point_chunks_ties_and_long_titles() {
+        let e = |crf, kbits: f64, mean: f64| ChunkEncode { crf, bits: kbits * 1000.0, vmaf_sum: mean * 25.0, frames: 25 };
+        // A chunk with one encode keeps it in every mix.
+        let chunks = vec![vec![e(30, 100.0, 80.0)], vec![e(22, 900.0, 90.0), e(30, 300.0, 75.0), e(38, 100.0, 50.0)]];
+        let mixes = per_shot_points(720, 480, &chunks, 25.0);
+        assert_eq!(mixes.len(), 3);
+        assert!(mixes.iter().all(|m| m.shot_crfs[0] == 30));
+        // Identical chunks tie on every slope: still one hull, ending at the best.
+        let same = vec![chunks[1].clone(); 4];
+        let mixes = per_shot_points(720, 480, &same, 25.0);
+        assert!(mixes.windows(2).all(|w| w[1].kbps > w[0].kbps && w[1].vmaf > w[0].vmaf));
+        assert_eq!(mixes.last().map(|m| m.shot_crfs.clone()), Some(vec![22; 4]));
+        assert_eq!(mixes.first().map(|m| m.shot_crfs.clone()), Some(vec![38; 4]));
+        // A two-hour title (3,600 chunks x 7 CRFs): the mixes kept are few,
+        // each names a CRF per chunk from the candidates'.
+        let crfs = [18u8, 22, 26, 30, 34, 38, 42];
+        let long: Vec<Vec<ChunkEncode>> = (0..3600)
+            .map(|k| {
+                let hard = 1.0 + (k as f64 * 0.618_034).fract() * 4.0;
+                crfs.iter()
+                    .map(|&c| {
+                        let q = f64::from(c);
+                        e(c, hard * 2000.0 * (-0.11 * q).exp(), 100.0 - hard.sqrt() * (q - 10.0).powi(2) / 40.0)
+                    })
+                    .collect()
+            })
+            .collect();
+        let started = std::time::Instant::now();
+        let mixes = per_shot_points(1920, 1080, &long, 25.0);
+        assert!(started.elapsed() < std::time::Duration::from_secs(5), "{:?}", started.elapsed());
+        assert!(mixes.len() > 100 && mixes.len() < 1000, "{} mixes", mixes.len());
+        assert!(mixes.iter().all(|m| m.shot_crfs.len() == 3600 && m.shot_crfs.iter().all(|c| crfs.contains(c))));
+        // Kept mixes are spaced (the dearest is kept however close).
+        assert!(mixes[..mixes.len() - 1].windows(2).all(|w| w[1].kbps >= w[0].kbps * MIX_SPACING * 0.999));
+    }
+
+    #[test]
+    fn odd_hulls_and_policies_give_a_ladder_without_panicking() {
+        let one = vec![p(480, 26, 800.0, 90.0)];
+        assert_eq!(choose_ladder(&one, LadderPolicy::default()), one);
+        // Everything below the floor: the best there is.
+        let poor = vec![p(240, 42, 50.0, 5.0), p(240, 38, 80.0, 9.0), p(240, 34, 120.0, 15.0)];
+        let ladder = choose_ladder(&poor, LadderPolicy::default());
+        assert_eq!(ladder.iter().map(|r| r.kbps).collect::<Vec<_>>(), vec![120.0]);
+        // A step of 1 or less cannot ask for endless rungs.
+        let hull: Vec<RatePoint> = (0..30).map(|i| p(480, 40, 100.0 * 1.2f64.powi(i), 20.0 + 2.5 * f64::from(i))).collect();
+        for step in [1.0, 0.5, f64::NAN] {
+            let ladder = choose_ladder(&hull, LadderPolicy { step, ..LadderPolicy::default() });
+            assert!(!ladder.is_empty() && ladder.len() <= 8, "step {step}: {} rungs", ladder.len());
+            assert!(ladder.windows(2).all(|w| w[1].kbps >= 1.25 * w[0].kbps));
+        }
+        assert!(choose_ladder(&[], LadderPolicy::default()).is_empty());
     }
 }

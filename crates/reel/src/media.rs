@@ -111,8 +111,9 @@ pub async fn run(cmd: MediaCommand) -> Result<()> {
             if !reel_domain::is_valid_id(&title) {
                 bail!("--title {title:?} is not a valid id: use letters, digits, '-' and '_'");
             }
-            if crfs.is_empty() || crfs.iter().any(|&c| c > 51) {
-                bail!("--crfs must list x264 CRFs from 0 to 51");
+            if crfs.is_empty() || crfs.iter().any(|&c| c == 0 || c > 51) {
+                // 0 is lossless, a different H.264 profile that cannot join the others.
+                bail!("--crfs must list x264 CRFs from 1 to 51");
             }
             if !(0.5..=60.0).contains(&max_chunk_seconds) {
                 bail!("--max-chunk-seconds must be between 0.5 and 60");
@@ -167,9 +168,15 @@ pub async fn run(cmd: MediaCommand) -> Result<()> {
                 progress.done();
                 let points: Vec<RatePoint> = doc.ladder.iter().map(|r| r.point.clone()).collect();
                 doc.fixed = Some(reel_media::ladder::compare(&points, &fixed));
-                let hull = reel_media::ladder::convex_hull(&doc.candidates);
-                let constant = reel_media::ladder::choose_ladder(&hull, reel_media::ladder::LadderPolicy::default());
-                doc.constant_crf = Some(reel_media::ladder::compare(&constant, &fixed));
+                // What the same ingest would save with one CRF per rung (a
+                // ladder stored before per-shot CRFs already is one).
+                doc.constant_crf = if doc.ladder.iter().any(|r| !r.point.shot_crfs.is_empty()) {
+                    let hull = reel_media::ladder::convex_hull(&doc.candidates);
+                    let constant = reel_media::ladder::choose_ladder(&hull, reel_media::ladder::LadderPolicy::default());
+                    Some(reel_media::ladder::compare(&constant, &fixed))
+                } else {
+                    None
+                };
                 db.set_ladder(&title, &serde_json::to_string(&doc)?).await?;
             }
             if json {

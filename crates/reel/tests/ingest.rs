@@ -272,7 +272,8 @@ fn per_shot_ladder_spends_bits_where_the_shots_need_them() {
         let scored: Value = serde_json::from_slice(&out.stdout).expect("vmaf json");
         let got = scored["pooled"]["mean"].as_f64().expect("mean");
         let claimed = rung["vmaf"].as_f64().expect("vmaf");
-        assert!((got - claimed).abs() < 1.0, "{name}: packaged VMAF {got} vs ladder {claimed}");
+        eprintln!("{name}: packaged VMAF {got:.3}, ladder {claimed:.3}");
+        assert!((got - claimed).abs() < 0.5, "{name}: packaged VMAF {got} vs ladder {claimed}");
         let frames = report["probe"]["frames"].as_u64().expect("frames") as usize;
         assert_eq!(scored["frames"].as_array().map(Vec::len), Some(frames), "{name} has every frame");
     }
