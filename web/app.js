@@ -912,7 +912,7 @@ function hullChart(doc) {
   }
   const legend = h('span', { class: 'hull-legend' }, heights.map((ht) => h('span', { style: `color:hsl(${heightHue(heights, ht)} 60% 60%)` }, `● ${ht}p `)));
   return h('figure', { class: 'hull-figure' }, svg,
-    h('figcaption', { class: 'muted' }, legend, ' Dots: candidate encodes. Line: convex hull. Rings: chosen rungs. Squares: fixed ladder.'));
+    h('figcaption', { class: 'muted' }, legend, ' Dots: candidate encodes, one CRF throughout. Line: convex hull of per-shot mixes (each chunk at its own CRF). Rings: chosen rungs. Squares: fixed ladder.'));
 }
 
 /** Resolutions get hues away from the hull's red. */
