@@ -34,6 +34,7 @@ pub mod events;
 mod web;
 
 pub use auth::hash_password;
+pub use catalog::{check_new_title, check_title_patch};
 pub use error::ApiError;
 
 use axum::http::StatusCode;

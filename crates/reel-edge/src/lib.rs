@@ -18,7 +18,7 @@ mod server;
 pub use cache::{Cache, Hit, Loaded, MemoryTier};
 pub use prefill::{prefill, prefill_loop, FillWindow, PrefillCounters};
 pub use report::{report_loop, Report};
-pub use server::{router, serve, serve_tls, HEADER_READ_TIMEOUT};
+pub use server::{load_tls, router, serve, serve_tls, TlsConfig, HEADER_READ_TIMEOUT};
 
 use reel_domain::TokenKey;
 use std::collections::HashMap;

@@ -150,13 +150,10 @@ pub(crate) fn http2_builder(header_timeout: std::time::Duration) -> hyper_util::
 pub async fn serve_tls(
     listener: std::net::TcpListener,
     edge: Arc<Edge>,
-    cert_pem: &std::path::Path,
-    key_pem: &std::path::Path,
+    config: TlsConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    // One process-wide crypto provider; a second install is a no-op error.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert_pem, key_pem).await?;
+    let config = config.0;
     let timeout = edge.config.header_read_timeout;
     // TCP_NODELAY: the last TLS record of a response must not wait on Nagle
     // for the client's delayed ACK (a 40 ms tail on every small object).
@@ -166,6 +163,17 @@ pub async fn serve_tls(
         .handle(stop_on(shutdown))
         .serve(router(edge).into_make_service_with_connect_info::<SocketAddr>())
         .await
+}
+
+/// A certificate chain and key, read and checked before the appliance
+/// says it is listening.
+pub struct TlsConfig(axum_server::tls_rustls::RustlsConfig);
+
+/// Reads PEM files into a rustls server configuration.
+pub async fn load_tls(cert_pem: &std::path::Path, key_pem: &std::path::Path) -> std::io::Result<TlsConfig> {
+    // One process-wide crypto provider; a second install is a no-op error.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    Ok(TlsConfig(axum_server::tls_rustls::RustlsConfig::from_pem_file(cert_pem, key_pem).await?))
 }
 
 fn check(edge: &Edge, token: &str, title: &str) -> Result<PlaybackClaims, Response> {

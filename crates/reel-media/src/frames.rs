@@ -139,11 +139,26 @@ fn bad(path: &Path, what: impl Into<String>) -> MediaError {
     MediaError::BadInput { path: path.to_path_buf(), what: what.into() }
 }
 
+/// The largest frame side read (16K); larger sizes are a typo or a
+/// damaged header, and would ask for more memory than a machine has.
+pub const MAX_SIDE: usize = 16_384;
+
+fn check_size(path: &Path, w: usize, h: usize, source: &str) -> Result<()> {
+    if w == 0 || h == 0 || w > MAX_SIDE || h > MAX_SIDE {
+        return Err(bad(path, format!("{w}x{h} (from {source}) is not a supported frame size: each side from 1 to {MAX_SIDE}")));
+    }
+    Ok(())
+}
+
 /// The shape of an input without decoding it (ffprobe for video files).
 pub fn probe_shape(spec: &InputSpec) -> Result<Shape> {
     let path = &spec.path;
     let meta = std::fs::metadata(path).map_err(crate::io_err(path))?;
+    if !meta.is_file() {
+        return Err(bad(path, "is not a file"));
+    }
     if let Some((w, h, fmt)) = spec.raw {
+        check_size(path, w, h, "--width and --height")?;
         let fb = fmt.frame_bytes(w, h) as u64;
         if meta.len() == 0 || meta.len() % fb != 0 {
             return Err(bad(
@@ -161,11 +176,14 @@ pub fn probe_shape(spec: &InputSpec) -> Result<Shape> {
         let f = std::fs::File::open(path).map_err(crate::io_err(path))?;
         let mut r = BufReader::new(f);
         let (w, h, fmt, header_len) = read_y4m_header(&mut r, path)?;
+        check_size(path, w, h, "its y4m header")?;
         let per = (fmt.frame_bytes(w, h) + 6) as u64;
         let frames = meta.len().saturating_sub(header_len as u64) / per;
         return Ok(Shape { width: w, height: h, fmt, frames: Some(frames) });
     }
-    crate::probe::probe_video(path).map(|p| Shape {
+    let p = crate::probe::probe_video(path)?;
+    check_size(path, p.width as usize, p.height as usize, "its video stream")?;
+    Ok(Shape {
         width: p.width as usize,
         height: p.height as usize,
         fmt: PixFmt::parse(&p.pix_fmt).unwrap_or(PixFmt { chroma: Chroma::Yuv420, bpc: p.bits }),

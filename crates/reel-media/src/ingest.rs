@@ -176,6 +176,9 @@ pub async fn ingest(opts: &IngestOptions, progress: Arc<dyn IngestProgress>) -> 
 
     let plan_path = opts.work_dir.join("plan.json");
     let candidates = candidates(opts, &probe);
+    if candidates.is_empty() {
+        return Err(bad(src, format!("is {}x{}: no candidate height fits it (heights from 16 to {})", probe.width, probe.height, probe.height)));
+    }
     let gop_frames = ((opts.gop_s * probe.fps).round() as u32).max(1);
     let previous: Option<Plan> = std::fs::read(&plan_path).ok().and_then(|b| serde_json::from_slice(&b).ok());
     let plan = match previous {
@@ -363,11 +366,15 @@ fn candidates(opts: &IngestOptions, p: &Probe) -> Vec<Candidate> {
         }
     };
     let aspect = f64::from(p.width) / f64::from(p.height);
-    let mut out = Vec::new();
+    let mut out: Vec<Candidate> = Vec::new();
     for h in heights {
         let w = even(f64::from(h) * aspect).min(p.width + p.width % 2);
         for &crf in &opts.crfs {
-            out.push(Candidate { width: w, height: h - h % 2, crf });
+            let c = Candidate { width: w, height: h - h % 2, crf };
+            // Listed twice (or two heights that round alike): encoded once.
+            if !out.contains(&c) {
+                out.push(c);
+            }
         }
     }
     out

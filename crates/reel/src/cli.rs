@@ -75,9 +75,11 @@ enum FleetCommand {
         name: String,
         #[arg(long)]
         region: String,
-        #[arg(long, default_value = "")]
-        location: String,
-        /// A client network the site serves, e.g. 127.0.5.0/24 (repeat for several).
+        /// Where it is [default: kept on update, empty on create].
+        #[arg(long)]
+        location: Option<String>,
+        /// A client network the site serves, e.g. 127.0.5.0/24 (repeat for
+        /// several; none given on update keeps the site's networks).
         #[arg(long = "prefix")]
         prefixes: Vec<String>,
     },
@@ -91,7 +93,8 @@ enum FleetCommand {
         name: String,
         #[arg(long)]
         vendor: String,
-        /// A part as KIND:QUANTITY:CAPACITY:DESCRIPTION, e.g. disk:4:3840000000000:NVMe (repeat).
+        /// A part as KIND:QUANTITY:CAPACITY:DESCRIPTION, e.g. disk:4:3840000000000:NVMe (repeat;
+        /// none given on update keeps the model's parts).
         #[arg(long = "part")]
         parts: Vec<String>,
     },
@@ -215,10 +218,10 @@ struct EdgeArgs {
     #[arg(long, default_value_t = 128 * 1024 * 1024)]
     memory_bytes: u64,
     /// Where misses are filled from: a parent appliance or the origin (http://host:port).
-    #[arg(long)]
+    #[arg(long, value_parser = http_url)]
     upstream: String,
     /// The control plane to report health to.
-    #[arg(long)]
+    #[arg(long, value_parser = http_url)]
     control_url: Option<String>,
     /// File holding the fleet key (base64), shared with the control plane at provisioning.
     #[arg(long)]
@@ -305,14 +308,14 @@ struct ServeArgs {
     #[arg(long)]
     origin_dir: Option<PathBuf>,
     /// The URL viewers reach this node at [default: http://LISTEN].
-    #[arg(long)]
+    #[arg(long, value_parser = http_url)]
     public_url: Option<String>,
     /// Mark session cookies Secure (when served over HTTPS by a proxy).
     #[arg(long)]
     secure_cookies: bool,
     /// Also send collected metrics to this Prometheus remote-write receiver
     /// (http://host:port/api/v1/write), the scale-out path.
-    #[arg(long)]
+    #[arg(long, value_parser = http_url)]
     remote_write: Option<String>,
     /// Seconds without a heartbeat after which a stream stops counting.
     #[arg(long, default_value_t = 90)]
@@ -321,6 +324,14 @@ struct ServeArgs {
     /// JetStream (stream REEL_EVENTS), e.g. nats://127.0.0.1:4222.
     #[arg(long, env = "REEL_NATS_URL")]
     nats_url: Option<String>,
+}
+
+/// An http(s) URL with a host, checked when the command line is read.
+fn http_url(s: &str) -> std::result::Result<String, String> {
+    match reqwest::Url::parse(s) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some_and(|h| !h.is_empty()) => Ok(s.to_string()),
+        _ => Err(format!("{s:?} is not an http:// or https:// URL with a host")),
+    }
 }
 
 #[derive(Args)]
@@ -589,10 +600,19 @@ async fn edge(args: EdgeArgs) -> Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let local = listener.local_addr()?;
+    // A bad certificate or key fails here, before "listening" is said.
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(
+            reel_edge::load_tls(cert, key)
+                .await
+                .with_context(|| format!("cannot use the TLS certificate {} and key {}", cert.display(), key.display()))?,
+        ),
+        _ => None,
+    };
     {
         use std::io::Write;
         let mut out = std::io::stdout().lock();
-        writeln!(out, "listening on {local}{}", if args.tls_cert.is_some() { " (https)" } else { "" })?;
+        writeln!(out, "listening on {local}{}", if tls.is_some() { " (https)" } else { "" })?;
         out.flush()?;
     }
     tokio::spawn(reel_edge::report_loop(edge.clone()));
@@ -622,14 +642,12 @@ async fn edge(args: EdgeArgs) -> Result<()> {
         }
         shutdown_signal().await
     };
-    match (&args.tls_cert, &args.tls_key) {
-        (Some(cert), Some(key)) => {
+    match tls {
+        Some(tls) => {
             let std_listener = listener.into_std()?;
-            reel_edge::serve_tls(std_listener, edge, cert, key, stop)
-                .await
-                .with_context(|| format!("cannot serve TLS with {} and {}", cert.display(), key.display()))?
+            reel_edge::serve_tls(std_listener, edge, tls, stop).await.context("appliance failed")?
         }
-        _ => reel_edge::serve(listener, edge, stop).await.context("appliance failed")?,
+        None => reel_edge::serve(listener, edge, stop).await.context("appliance failed")?,
     }
     Ok(())
 }
@@ -731,36 +749,35 @@ async fn catalog(cmd: CatalogCommand) -> Result<()> {
             if kind == TitleKind::Episode && series.is_none() {
                 bail!("an episode needs --series ID");
             }
-            if name.trim().is_empty() {
-                bail!("--name must not be empty");
-            }
-            let genres = ensure_genres(&store, &genres).await?;
-            let t = store
-                .create_title(NewTitle {
-                    id: None,
-                    kind,
-                    parent_id: series,
-                    season_number: season,
-                    episode_number: episode,
-                    artwork: reel_control::demo::artwork_styles(&name),
-                    name: name.trim().to_string(),
-                    synopsis,
-                    year,
-                    maturity: parse_maturity(&maturity)?,
-                    duration_s,
-                    genres,
-                    created_ms: None,
-                })
-                .await
-                .context("cannot add the title")?;
+            let new = NewTitle {
+                id: None,
+                kind,
+                parent_id: series,
+                season_number: season,
+                episode_number: episode,
+                artwork: reel_control::demo::artwork_styles(name.trim()),
+                name,
+                synopsis,
+                year,
+                maturity: parse_maturity(&maturity)?,
+                duration_s,
+                genres: Vec::new(),
+                created_ms: None,
+            };
+            // The same checks as the API's, before anything is written.
+            let mut new = reel_control::check_new_title(&store, new).await.map_err(|e| anyhow::anyhow!("{}", e.message))?;
+            new.genres = ensure_genres(&store, &genres).await?;
+            let t = store.create_title(new).await.context("cannot add the title")?;
             println!("{}", t.id);
             Ok(())
         }
         CatalogCommand::Edit { store, id, name, synopsis, year, maturity, genres } => {
             let store = store.open().await?;
-            let genres = if genres.is_empty() { None } else { Some(ensure_genres(&store, &genres).await?) };
+            let patch = TitlePatch { name, synopsis, year, maturity: maturity.as_deref().map(parse_maturity).transpose()?, genres: None, duration_s: None };
+            let mut patch = reel_control::check_title_patch(patch).map_err(|e| anyhow::anyhow!("{}", e.message))?;
+            patch.genres = if genres.is_empty() { None } else { Some(ensure_genres(&store, &genres).await?) };
             let t = store
-                .update_title(&id, TitlePatch { name, synopsis, year, maturity: maturity.as_deref().map(parse_maturity).transpose()?, genres, duration_s: None })
+                .update_title(&id, patch)
                 .await
                 .with_context(|| format!("cannot edit title {id:?}"))?;
             println!("{} {} ({}, {})", t.id, t.name, t.year, t.maturity.as_str());
@@ -771,8 +788,12 @@ async fn catalog(cmd: CatalogCommand) -> Result<()> {
 
 fn fill_evaluate(titles: usize, views: usize, zipf: f64, capacity_share: f64, seed: u64, json: bool) -> Result<()> {
     use reel_steering::fill::{evaluate, synthetic_week, FillTarget};
-    if titles < 10 || views < 100 || !(0.0..=1.0).contains(&capacity_share) || !(zipf > 0.0 && zipf < 5.0) {
-        bail!("use --titles >= 10, --views >= 100, --capacity-share in 0..1 and --zipf in (0, 5)");
+    if !(10..=1_000_000).contains(&titles)
+        || !(100..=100_000_000).contains(&views)
+        || !(0.0..=1.0).contains(&capacity_share)
+        || !(zipf > 0.0 && zipf < 5.0)
+    {
+        bail!("use --titles from 10 to 1,000,000, --views from 100 to 100,000,000, --capacity-share in 0..1 and --zipf in (0, 5)");
     }
     let week = synthetic_week(titles, views, &["us-east", "eu-west"], zipf, seed);
     let catalog: u64 = week.sizes.values().sum();
@@ -831,6 +852,10 @@ async fn fleet(cmd: FleetCommand) -> Result<()> {
         }
         FleetCommand::Site { store, id, name, region, location, prefixes } => {
             let store = store.open().await?;
+            // An update keeps what it was not told to change.
+            let before = store.sites().await?.into_iter().find(|s| s.id == id);
+            let location = location.or_else(|| before.as_ref().map(|s| s.location.clone())).unwrap_or_default();
+            let prefixes = if prefixes.is_empty() { before.map(|s| s.prefixes).unwrap_or_default() } else { prefixes };
             inventory::put_site(&store, &actor, reel_store::Site { id: id.clone(), name, region, location, prefixes }).await?;
             println!("site {id} saved");
         }
@@ -852,6 +877,10 @@ async fn fleet(cmd: FleetCommand) -> Result<()> {
                     }
                 })
                 .collect::<Result<Vec<_>>>()?;
+            let parts = match store.models().await?.into_iter().find(|m| m.id == id) {
+                Some(before) if parts.is_empty() => serde_json::from_str(&before.parts).context("the model's stored parts are unreadable")?,
+                _ => parts,
+            };
             inventory::put_model(&store, &actor, &id, &name, &vendor, &parts).await?;
             println!("model {id} saved");
         }

@@ -115,6 +115,14 @@ pub async fn run(cmd: MediaCommand) -> Result<()> {
                 // 0 is lossless, a different H.264 profile that cannot join the others.
                 bail!("--crfs must list x264 CRFs from 1 to 51");
             }
+            if heights.iter().any(|&h| !(16..=4320).contains(&h)) {
+                bail!("--heights must list frame heights from 16 to 4320");
+            }
+            if let Some(n) = &name {
+                // Checked now, not after an hour of encoding.
+                let patch = reel_store::TitlePatch { name: Some(n.clone()), ..Default::default() };
+                reel_control::check_title_patch(patch).map_err(|e| anyhow::anyhow!("--name: {}", e.message))?;
+            }
             if !(0.5..=60.0).contains(&max_chunk_seconds) {
                 bail!("--max-chunk-seconds must be between 0.5 and 60");
             }
@@ -207,6 +215,9 @@ pub async fn run(cmd: MediaCommand) -> Result<()> {
                 (None, None) => None,
                 _ => bail!("raw YUV needs both --width and --height"),
             };
+            if threads.is_some_and(|t| !(1..=1024).contains(&t)) {
+                bail!("--threads must be from 1 to 1024");
+            }
             let model = load_model(&model)?;
             let report = tokio::task::spawn_blocking(move || {
                 let refs = InputSpec { raw: raw_for(&reference, raw), path: reference };

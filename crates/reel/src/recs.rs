@@ -80,6 +80,18 @@ pub async fn run(cmd: RecsCommand) -> Result<()> {
     match cmd {
         RecsCommand::Eval { movielens, json, seed } => eval(movielens, json, seed).await,
         RecsCommand::Train { store, factors, iterations, regularization, seed, exploration, no_activate, json } => {
+            if !(1..=1024).contains(&factors) {
+                bail!("--factors must be from 1 to 1024");
+            }
+            if !(1..=1000).contains(&iterations) {
+                bail!("--iterations must be from 1 to 1000");
+            }
+            if !(regularization.is_finite() && regularization >= 0.0) {
+                bail!("--regularization must be a number >= 0");
+            }
+            if !(0.0..=1.0).contains(&exploration) {
+                bail!("--exploration must be between 0 and 1");
+            }
             let store = store.open().await?;
             let spinner = spinner("training on the viewing history");
             let opts = TrainOptions { factors, iterations, regularization, seed, activate: !no_activate, exploration };

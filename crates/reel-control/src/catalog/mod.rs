@@ -203,6 +203,15 @@ fn check_text(field: &str, value: &str, max: usize) -> ApiResult<String> {
     Ok(v.to_string())
 }
 
+/// A name is one line.
+fn check_name(name: &str) -> ApiResult<String> {
+    let name = check_text("name", name, 200)?;
+    if name.contains('\n') {
+        return Err(ApiError::validation("name must be one line"));
+    }
+    Ok(name)
+}
+
 fn check_maturity(m: &str) -> ApiResult<Maturity> {
     Maturity::parse(m).ok_or_else(|| {
         let all: Vec<&str> = Maturity::ALL.iter().map(|m| m.as_str()).collect();
@@ -226,38 +235,62 @@ fn genre_error(e: StoreError) -> ApiError {
     }
 }
 
-async fn admin_create(State(state): State<AppState>, admin: Admin, Json(req): Json<TitleInput>) -> ApiResult<Response> {
-    let kind = TitleKind::parse(&req.kind).ok_or_else(|| ApiError::validation("kind must be movie, series or episode"))?;
-    if kind == TitleKind::Episode {
-        let parent = req.parent_id.as_deref().ok_or_else(|| ApiError::validation("an episode needs parent_id"))?;
+/// The checks every way of adding a title makes (the API and the CLI):
+/// kind and parent, duration, name and synopsis, year. Returns the title
+/// with its text trimmed.
+pub async fn check_new_title(store: &reel_store::Store, mut new: NewTitle) -> ApiResult<NewTitle> {
+    if new.kind == TitleKind::Episode {
+        let parent = new.parent_id.as_deref().ok_or_else(|| ApiError::validation("an episode needs parent_id"))?;
         check_id(parent, "series")?;
-        let series = state.store.title(parent).await?.ok_or_else(|| ApiError::not_found("series"))?;
+        let series = store.title(parent).await?.ok_or_else(|| ApiError::not_found("series"))?;
         if series.kind != TitleKind::Series {
             return Err(ApiError::validation("parent_id must be a series"));
         }
-    } else if req.parent_id.is_some() {
+    } else if new.parent_id.is_some() {
         return Err(ApiError::validation("only episodes have a parent_id"));
     }
-    if !(0.0..=86_400.0).contains(&req.duration_s) {
-        return Err(ApiError::validation("duration_s must be between 0 and 86400"));
+    check_duration(new.duration_s)?;
+    new.name = check_name(&new.name)?;
+    new.synopsis = if new.synopsis.trim().is_empty() { String::new() } else { check_text("synopsis", &new.synopsis, 2000)? };
+    new.year = check_year(new.year)?;
+    Ok(new)
+}
+
+/// The checks every way of editing a title makes: only what is given.
+pub fn check_title_patch(mut patch: TitlePatch) -> ApiResult<TitlePatch> {
+    patch.name = patch.name.as_deref().map(check_name).transpose()?;
+    patch.synopsis = patch.synopsis.as_deref().map(|s| check_text("synopsis", s, 2000)).transpose()?;
+    patch.year = patch.year.map(check_year).transpose()?;
+    patch.duration_s = patch.duration_s.map(check_duration).transpose()?;
+    Ok(patch)
+}
+
+fn check_duration(d: f64) -> ApiResult<f64> {
+    if (0.0..=86_400.0).contains(&d) {
+        Ok(d)
+    } else {
+        Err(ApiError::validation("duration_s must be between 0 and 86400"))
     }
-    let name = check_text("name", &req.name, 200)?;
-    let synopsis = if req.synopsis.trim().is_empty() { String::new() } else { check_text("synopsis", &req.synopsis, 2000)? };
+}
+
+async fn admin_create(State(state): State<AppState>, admin: Admin, Json(req): Json<TitleInput>) -> ApiResult<Response> {
+    let kind = TitleKind::parse(&req.kind).ok_or_else(|| ApiError::validation("kind must be movie, series or episode"))?;
     let new = NewTitle {
         id: None,
         kind,
         parent_id: req.parent_id,
         season_number: req.season_number,
         episode_number: req.episode_number,
-        artwork: crate::artwork::default_styles(&name),
-        name,
-        synopsis,
-        year: check_year(req.year)?,
+        artwork: crate::artwork::default_styles(req.name.trim()),
+        name: req.name,
+        synopsis: req.synopsis,
+        year: req.year,
         maturity: check_maturity(&req.maturity)?,
         duration_s: req.duration_s,
         genres: req.genres.iter().map(|g| slugify(g)).collect(),
         created_ms: None,
     };
+    let new = check_new_title(&state.store, new).await?;
     let title = state.store.create_title(new).await.map_err(genre_error)?;
     tracing::info!(message = "title added", title = %title.id, by = %admin.0.account.id);
     Ok((StatusCode::CREATED, axum::Json(card(&title))).into_response())
@@ -281,23 +314,14 @@ async fn admin_update(
     Json(req): Json<TitleEdit>,
 ) -> ApiResult<Json<Value>> {
     check_id(&id, "title")?;
-    let patch = TitlePatch {
-        name: req.name.as_deref().map(|n| check_text("name", n, 200)).transpose()?,
-        synopsis: req.synopsis.as_deref().map(|s| check_text("synopsis", s, 2000)).transpose()?,
-        year: req.year.map(check_year).transpose()?,
+    let patch = check_title_patch(TitlePatch {
+        name: req.name,
+        synopsis: req.synopsis,
+        year: req.year,
         maturity: req.maturity.as_deref().map(check_maturity).transpose()?,
         genres: req.genres.map(|gs| gs.iter().map(|g| slugify(g)).collect()),
-        duration_s: req
-            .duration_s
-            .map(|d| {
-                if (0.0..=86_400.0).contains(&d) {
-                    Ok(d)
-                } else {
-                    Err(ApiError::validation("duration_s must be between 0 and 86400"))
-                }
-            })
-            .transpose()?,
-    };
+        duration_s: req.duration_s,
+    })?;
     match state.store.update_title(&id, patch).await {
         Ok(t) => Ok(Json(card(&t))),
         Err(StoreError::NotFound) if state.store.title(&id).await?.is_none() => Err(ApiError::not_found("title")),
