@@ -558,9 +558,18 @@ async fn up(args: UpArgs) -> Result<()> {
 
 async fn bind(args: &ServeArgs) -> Result<tokio::net::TcpListener> {
     std::fs::create_dir_all(&args.store.data_dir).ok();
-    tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("cannot listen on {} (in use? pick another with --listen)", args.listen))
+    tokio::net::TcpListener::bind(args.listen).await.map_err(|e| listen_error(args.listen, e))
+}
+
+/// Why a listen address cannot be used, and what to do about it.
+fn listen_error(addr: SocketAddr, e: std::io::Error) -> anyhow::Error {
+    let how = match e.kind() {
+        std::io::ErrorKind::AddrInUse => "something else is listening there; pick another port with --listen",
+        std::io::ErrorKind::AddrNotAvailable => "this machine has no such address; use one of its own, e.g. 127.0.0.1",
+        std::io::ErrorKind::PermissionDenied => "ports below 1024 need privileges; pick a higher one with --listen",
+        _ => "pick another with --listen",
+    };
+    anyhow::anyhow!("cannot listen on {addr} ({e}): {how}")
 }
 
 async fn edge(args: EdgeArgs) -> Result<()> {
@@ -596,9 +605,7 @@ async fn edge(args: EdgeArgs) -> Result<()> {
         sendfile: !args.no_sendfile,
     })
     .with_context(|| format!("cannot open the cache in {}", args.cache_dir.display()))?;
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let listener = tokio::net::TcpListener::bind(args.listen).await.map_err(|e| listen_error(args.listen, e))?;
     let local = listener.local_addr()?;
     // A bad certificate or key fails here, before "listening" is said.
     let tls = match (&args.tls_cert, &args.tls_key) {

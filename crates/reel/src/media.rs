@@ -205,14 +205,21 @@ pub async fn run(cmd: MediaCommand) -> Result<()> {
             let raw = match (width, height) {
                 (Some(w), Some(h)) => {
                     let fmt = PixFmt::parse(&pix_fmt).with_context(|| {
-                        format!("--pix-fmt {pix_fmt} is not supported; use yuv420p, yuv420p10le, yuv420p12le or yuv420p16le")
+                        format!("--pix-fmt {pix_fmt} is not supported; use yuv420p, yuv422p, yuv444p or gray, each also with 10le, 12le or 16le")
                     })?;
                     if w < 16 || h < 16 {
                         bail!("--width and --height must be at least 16");
                     }
                     Some((w, h, fmt))
                 }
-                (None, None) => None,
+                (None, None) => {
+                    // Raw YUV has no header to say its size.
+                    let raw_ext = |p: &std::path::Path| p.extension().and_then(|e| e.to_str()).is_some_and(|e| ["yuv", "raw"].contains(&e.to_ascii_lowercase().as_str()));
+                    if raw_ext(&reference) || raw_ext(&distorted) {
+                        bail!("raw YUV needs --width and --height (and --pix-fmt unless it is yuv420p)");
+                    }
+                    None
+                }
                 _ => bail!("raw YUV needs both --width and --height"),
             };
             if threads.is_some_and(|t| !(1..=1024).contains(&t)) {

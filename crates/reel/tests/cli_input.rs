@@ -38,6 +38,12 @@ fn mistakes_get_one_line_and_no_crash() {
     let r = raw.to_str().expect("utf-8");
     refused(&["media", "vmaf", "--ref", r, "--dist", r, "--width", "3369774176", "--height", "3649452082"], "not a supported frame size");
     refused(&["media", "vmaf", "--ref", r, "--dist", r, "--width", "16", "--height", "16", "--threads", "100000"], "--threads");
+    refused(&["media", "vmaf", "--ref", r, "--dist", r], "raw YUV needs --width and --height");
+    // Listen addresses that cannot be used say why.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let taken = taken.local_addr().expect("addr").to_string();
+    refused(&["serve", "--listen", &taken, "--data-dir", d], "something else is listening there");
+    refused(&["serve", "--listen", "10.255.255.1:8080", "--data-dir", d], "this machine has no such address");
     // Counts that would exhaust memory or never finish.
     refused(&["fill", "plan", "--evaluate", "--views", "99999999999", "--data-dir", d], "--views");
     refused(&["recs", "train", "--factors", "99999999", "--data-dir", d], "--factors");
