@@ -144,15 +144,19 @@ pub enum MetricsCommand {
 
 fn parse_duration_s(s: &str) -> Result<f64> {
     let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len()));
-    let n: f64 = num.parse().with_context(|| format!("{s:?} is not a duration like 90s, 15m, 1h, 2d"))?;
+    let Ok(n) = num.parse::<f64>() else { bail!("--since {s:?} is not a duration like 90s, 15m, 1h, 2d") };
     let mult = match unit {
         "" | "s" => 1.0,
         "m" => 60.0,
         "h" => 3600.0,
         "d" => 86400.0,
-        _ => bail!("{s:?}: use s, m, h or d"),
+        _ => bail!("--since {s:?}: use s, m, h or d"),
     };
-    Ok(n * mult)
+    let span = n * mult;
+    if !(1.0..=366.0 * 86400.0).contains(&span) {
+        bail!("--since {s:?}: look back from 1s to 366d");
+    }
+    Ok(span)
 }
 
 pub async fn metrics(cmd: MetricsCommand) -> Result<()> {
@@ -177,7 +181,9 @@ pub async fn metrics(cmd: MetricsCommand) -> Result<()> {
     let body: serde_json::Value = res.json().await.context("the node answered something other than JSON")?;
     if !status.is_success() {
         let msg = body.pointer("/error/message").and_then(|m| m.as_str()).unwrap_or("query failed");
-        if let Some(pos) = msg.strip_prefix("at ").and_then(|m| m.split(':').next()).and_then(|p| p.parse::<usize>().ok()) {
+        // Where the query went wrong, drawn for a person at a terminal.
+        let at = msg.strip_prefix("at ").and_then(|m| m.split(':').next()).and_then(|p| p.parse::<usize>().ok());
+        if let Some(pos) = at.filter(|_| std::io::IsTerminal::is_terminal(&std::io::stderr())) {
             eprintln!("  {query}");
             eprintln!("  {}^", " ".repeat(pos.min(query.len())));
         }

@@ -74,7 +74,9 @@ async fn requests_are_stored_queried_and_survive_kill_9() {
     assert!(String::from_utf8_lossy(&out.stdout).contains(" 7"), "{}", String::from_utf8_lossy(&out.stdout));
     let out = Command::new(env!("CARGO_BIN_EXE_reel")).args(["metrics", "query", "--url", &server.base, "rate(("]).output().expect("cli");
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("reel: at "), "{}", String::from_utf8_lossy(&out.stderr));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("reel: at "), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "one line when stderr is not a terminal: {err}");
 
     // kill -9, then a new node on the same data: what was stored is there.
     server.child.kill().expect("kill -9");
