@@ -54,6 +54,32 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
 
+/// One connection to a PostgreSQL server, retried for up to 15 s while the
+/// server is not up yet, so that a wrong address, password or database is
+/// reported as itself rather than as a pool that timed out.
+async fn reach_server(url: &str) -> Result<()> {
+    use sqlx::Connection;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match tokio::time::timeout(left, sqlx::AnyConnection::connect(url)).await {
+            Ok(Ok(conn)) => {
+                let _ = conn.close().await;
+                return Ok(());
+            }
+            // Refused or reset: the server may still be starting.
+            Ok(Err(sqlx::Error::Io(e))) if left > Duration::from_millis(500) && e.kind() != std::io::ErrorKind::AddrNotAvailable => {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                if tokio::time::Instant::now() >= deadline {
+                    return Err(StoreError::Database(sqlx::Error::Io(e)));
+                }
+            }
+            Ok(Err(e)) => return Err(e.into()),
+            Err(_) => return Err(StoreError::Database(sqlx::Error::PoolTimedOut)),
+        }
+    }
+}
+
 impl StoreError {
     /// True when a retry might succeed (locks, dropped connections).
     pub fn is_transient(&self) -> bool {
@@ -113,6 +139,9 @@ impl Store {
                     Ok(())
                 })
             });
+        if backend == Backend::Postgres {
+            reach_server(&url).await?;
+        }
         let pool = options.connect(&url).await?;
         MIGRATOR.run(&pool).await?;
         Ok(Store { pool, backend })
