@@ -154,8 +154,8 @@ fn check_size(path: &Path, w: usize, h: usize, source: &str) -> Result<()> {
 pub fn probe_shape(spec: &InputSpec) -> Result<Shape> {
     let path = &spec.path;
     let meta = std::fs::metadata(path).map_err(crate::io_err(path))?;
-    if !meta.is_file() {
-        return Err(bad(path, "is not a file"));
+    if meta.is_dir() {
+        return Err(bad(path, "is a directory, not a video"));
     }
     if let Some((w, h, fmt)) = spec.raw {
         check_size(path, w, h, "--width and --height")?;

@@ -74,8 +74,19 @@ async fn reach_server(url: &str) -> Result<()> {
                     return Err(StoreError::Database(sqlx::Error::Io(e)));
                 }
             }
+            // Starting up, or at its connection limit: worth waiting for.
+            Ok(Err(sqlx::Error::Database(d)))
+                if left > Duration::from_millis(500) && d.code().is_some_and(|c| c == "57P03" || c == "53300") =>
+            {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
             Ok(Err(e)) => return Err(e.into()),
-            Err(_) => return Err(StoreError::Database(sqlx::Error::PoolTimedOut)),
+            Err(_) => {
+                return Err(StoreError::Database(sqlx::Error::Io(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "the server did not answer within 15 s",
+                ))))
+            }
         }
     }
 }

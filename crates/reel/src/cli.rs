@@ -315,7 +315,7 @@ struct ServeArgs {
     secure_cookies: bool,
     /// Also send collected metrics to this Prometheus remote-write receiver
     /// (http://host:port/api/v1/write), the scale-out path.
-    #[arg(long, value_parser = http_url)]
+    #[arg(long, value_parser = remote_write_url)]
     remote_write: Option<String>,
     /// Seconds without a heartbeat after which a stream stops counting.
     #[arg(long, default_value_t = 90)]
@@ -331,6 +331,14 @@ fn http_url(s: &str) -> std::result::Result<String, String> {
     match reqwest::Url::parse(s) {
         Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some_and(|h| !h.is_empty()) => Ok(s.to_string()),
         _ => Err(format!("{s:?} is not an http:// or https:// URL with a host")),
+    }
+}
+
+/// The remote-write sender speaks plain HTTP to an explicit host:port.
+fn remote_write_url(s: &str) -> std::result::Result<String, String> {
+    match reqwest::Url::parse(s) {
+        Ok(u) if s.starts_with("http://") && u.host_str().is_some_and(|h| !h.is_empty()) && u.port().is_some() => Ok(s.to_string()),
+        _ => Err(format!("{s:?} is not an http://HOST:PORT/PATH URL (the remote-write receiver)")),
     }
 }
 
@@ -771,7 +779,13 @@ async fn catalog(cmd: CatalogCommand) -> Result<()> {
                 genres: Vec::new(),
                 created_ms: None,
             };
-            // The same checks as the API's, before anything is written.
+            // The same checks as the API's, before anything is written (the
+            // series first, so a store failure is reported as itself).
+            if let Some(parent) = &new.parent_id {
+                if reel_domain::is_valid_id(parent) && store.title(parent).await.context("cannot look up the series")?.is_none() {
+                    bail!("series {parent:?} does not exist (reel catalog list shows the ids)");
+                }
+            }
             let mut new = reel_control::check_new_title(&store, new).await.map_err(|e| anyhow::anyhow!("{}", e.message))?;
             new.genres = ensure_genres(&store, &genres).await?;
             let t = store.create_title(new).await.context("cannot add the title")?;

@@ -39,7 +39,7 @@ fn one_line(chain: impl Iterator<Item = String>) -> String {
     let mut line = String::new();
     for cause in chain {
         let cause = cause.split_whitespace().collect::<Vec<_>>().join(" ");
-        if cause.is_empty() || line.contains(&cause) {
+        if cause.is_empty() || line.ends_with(&cause) {
             continue;
         }
         if !line.is_empty() {

@@ -118,11 +118,19 @@ pub async fn run(cmd: MediaCommand) -> Result<()> {
             if heights.iter().any(|&h| !(16..=4320).contains(&h)) {
                 bail!("--heights must list frame heights from 16 to 4320");
             }
-            if let Some(n) = &name {
-                // Checked now, not after an hour of encoding.
-                let patch = reel_store::TitlePatch { name: Some(n.clone()), ..Default::default() };
-                reel_control::check_title_patch(patch).map_err(|e| anyhow::anyhow!("--name: {}", e.message))?;
-            }
+            // The title's name, checked now, not after an hour of encoding;
+            // without --name, the file's name made fit to be one.
+            let name = match name {
+                Some(n) => {
+                    let patch = reel_store::TitlePatch { name: Some(n), ..Default::default() };
+                    reel_control::check_title_patch(patch).map_err(|e| anyhow::anyhow!("--name: {}", e.message))?.name
+                }
+                None => {
+                    let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or(&title).replace('_', " ");
+                    let clean: String = stem.chars().map(|c| if c.is_control() { ' ' } else { c }).take(200).collect();
+                    Some(if clean.trim().is_empty() { title.clone() } else { clean.trim().to_string() })
+                }
+            };
             if !(0.5..=60.0).contains(&max_chunk_seconds) {
                 bail!("--max-chunk-seconds must be between 0.5 and 60");
             }
@@ -342,7 +350,7 @@ struct LadderDoc {
 async fn register(db: &reel_store::Store, id: &str, name: Option<String>, file: &std::path::Path, report: &IngestReport) -> Result<()> {
     let duration = report.probe.duration_s.max(report.probe.frames.unwrap_or(0) as f64 / report.probe.fps.max(1.0));
     if db.title(id).await?.is_none() {
-        let name = name.unwrap_or_else(|| file.file_stem().and_then(|s| s.to_str()).unwrap_or(id).replace('_', " "));
+        let name = name.unwrap_or_else(|| id.to_string());
         db.create_title(reel_store::NewTitle {
             id: Some(id.to_string()),
             kind: reel_domain::TitleKind::Movie,

@@ -26,7 +26,8 @@ fn mistakes_get_one_line_and_no_crash() {
     refused(&["catalog", "add", "--name", "x", "--year", "abc", "--maturity", "PG", "--data-dir", d], "invalid value 'abc' for '--year");
     refused(&["media", "vmaf"], "--ref");
     refused(&["steer", "explain", "--client", "notanip"], "--client");
-    refused(&["serve", "--remote-write", "notaurl", "--data-dir", d], "not an http:// or https:// URL");
+    refused(&["serve", "--public-url", "notaurl", "--data-dir", d], "not an http:// or https:// URL");
+    refused(&["serve", "--remote-write", "http://prom/api/v1/write", "--data-dir", d], "not an http://HOST:PORT/PATH URL");
     // Frame sizes past 16K (a typo, or a damaged header) are refused
     // before anything is allocated.
     let y4m = dir.path().join("huge.y4m");
@@ -65,7 +66,7 @@ fn the_catalog_cli_checks_what_the_api_checks_and_keeps_what_it_has() {
     let args = ["catalog", "add", "--kind", "episode", "--series", "nosuch", "--season", "1", "--episode", "1"];
     let mut args = args.to_vec();
     args.extend(["--name", "e", "--year", "2001", "--maturity", "PG", "--data-dir", d]);
-    refused(&args, "series not found");
+    refused(&args, "series \"nosuch\" does not exist");
     let list = reel(&["catalog", "list", "--data-dir", d]);
     let text = String::from_utf8_lossy(&list.stdout);
     assert!(text.contains("Kept") && text.contains("2001"), "the title is unchanged: {text}");
