@@ -924,7 +924,14 @@ async fn fleet(cmd: FleetCommand) -> Result<()> {
         }
         FleetCommand::Config(ConfigCommand::Versions { store, id }) => {
             let store = store.open().await?;
-            for v in store.config_versions(&id).await? {
+            let versions = store.config_versions(&id).await?;
+            if versions.is_empty() {
+                if store.appliance(&id).await?.is_none() {
+                    bail!("no appliance {id:?}: reel fleet list shows the ids");
+                }
+                eprintln!("appliance {id} has no saved config yet: reel fleet config render {id} saves one");
+            }
+            for v in versions {
                 println!("v{:<4} {}  {}  {}", v.version, utc(v.created_ms), &v.sha256[..12.min(v.sha256.len())], v.actor);
             }
         }

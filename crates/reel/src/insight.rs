@@ -194,6 +194,10 @@ pub async fn metrics(cmd: MetricsCommand) -> Result<()> {
         return Ok(());
     }
     let data = &body["data"];
+    if data["result"].as_array().is_some_and(Vec::is_empty) {
+        // Nothing on stdout (scripts see no series), a word for a person.
+        eprintln!("no series matched");
+    }
     let label = |m: &serde_json::Value| -> String {
         let parts: Vec<String> = m.as_object().map(|o| o.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))).collect()).unwrap_or_default();
         format!("{{{}}}", parts.join(", "))

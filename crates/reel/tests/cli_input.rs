@@ -94,6 +94,8 @@ fn updating_a_site_or_model_keeps_what_it_was_not_given() {
     run(&["fleet", "model", "--id", "m1", "--name", "M two", "--vendor", "V"]);
     let now = newest();
     assert!(now.contains("M two") && now.contains("SSD"), "the model kept its parts: {now}");
+    // An appliance that does not exist is not an empty history.
+    refused(&["fleet", "config", "versions", "nosuch", "--data-dir", d], "no appliance \"nosuch\"");
     // Given, they replace.
     run(&["fleet", "site", "--id", "s1", "--name", "Site one b", "--region", "eu", "--prefix", "127.0.6.0/24"]);
     let now = newest();
