@@ -786,7 +786,7 @@ async fn catalog(cmd: CatalogCommand) -> Result<()> {
                     bail!("series {parent:?} does not exist (reel catalog list shows the ids)");
                 }
             }
-            let mut new = reel_control::check_new_title(&store, new).await.map_err(|e| anyhow::anyhow!("{}", e.message))?;
+            let mut new = reel_control::check_new_title(&store, new).await?;
             new.genres = ensure_genres(&store, &genres).await?;
             let t = store.create_title(new).await.context("cannot add the title")?;
             println!("{}", t.id);
@@ -795,7 +795,7 @@ async fn catalog(cmd: CatalogCommand) -> Result<()> {
         CatalogCommand::Edit { store, id, name, synopsis, year, maturity, genres } => {
             let store = store.open().await?;
             let patch = TitlePatch { name, synopsis, year, maturity: maturity.as_deref().map(parse_maturity).transpose()?, genres: None, duration_s: None };
-            let mut patch = reel_control::check_title_patch(patch).map_err(|e| anyhow::anyhow!("{}", e.message))?;
+            let mut patch = reel_control::check_title_patch(patch)?;
             patch.genres = if genres.is_empty() { None } else { Some(ensure_genres(&store, &genres).await?) };
             let t = store
                 .update_title(&id, patch)

@@ -123,7 +123,7 @@ pub async fn run(cmd: MediaCommand) -> Result<()> {
             let name = match name {
                 Some(n) => {
                     let patch = reel_store::TitlePatch { name: Some(n), ..Default::default() };
-                    reel_control::check_title_patch(patch).map_err(|e| anyhow::anyhow!("--name: {}", e.message))?.name
+                    reel_control::check_title_patch(patch).context("--name")?.name
                 }
                 None => {
                     let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or(&title).replace('_', " ");
